@@ -1,0 +1,245 @@
+package kafkaproducer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Class sorts an error by what the caller can do about it. Every kprod
+// package (retries, the dead-letter path, the circuit breaker, metrics
+// labels) uses this one classification.
+type Class uint8
+
+// The error classes.
+const (
+	// ClassNone is the class of a nil error.
+	ClassNone Class = iota
+	// ClassRetriable: a transient condition (leader election, broker
+	// unreachable, buffer full). Sending the record again later may
+	// succeed.
+	ClassRetriable
+	// ClassTimeout: the record ran out of time (delivery timeout, the
+	// caller's deadline). Its outcome is ambiguous: it may have been
+	// written. Sending it again may duplicate it.
+	ClassTimeout
+	// ClassCanceled: the caller canceled the send before it finished.
+	// Like ClassTimeout, the record may have been written.
+	ClassCanceled
+	// ClassBadInput: the record itself is at fault (too large, invalid
+	// or unknown topic, bad partition, serialization failure). Sending
+	// it again fails the same way.
+	ClassBadInput
+	// ClassAuthorization: authentication failed or an ACL denies the
+	// write. Not retriable until an operator acts.
+	ClassAuthorization
+	// ClassAbortable: the current transaction must be aborted; the
+	// producer stays usable.
+	ClassAbortable
+	// ClassFatal: the producer cannot continue (fenced by a newer
+	// instance, sequence corruption, unsupported broker). Close it.
+	ClassFatal
+	// ClassClosed: the producer was closed before the record was
+	// delivered.
+	ClassClosed
+)
+
+var classNames = [...]string{
+	ClassNone:          "none",
+	ClassRetriable:     "retriable",
+	ClassTimeout:       "timeout",
+	ClassCanceled:      "canceled",
+	ClassBadInput:      "bad_input",
+	ClassAuthorization: "authorization",
+	ClassAbortable:     "abortable",
+	ClassFatal:         "fatal",
+	ClassClosed:        "closed",
+}
+
+// String returns the class's name as used in logs, headers and metric
+// labels ("retriable", "bad_input", ...).
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// Classes lists every class, for building metric label sets and docs.
+func Classes() []Class {
+	return []Class{ClassNone, ClassRetriable, ClassTimeout, ClassCanceled, ClassBadInput, ClassAuthorization, ClassAbortable, ClassFatal, ClassClosed}
+}
+
+// Sentinel errors. Match them with errors.Is.
+var (
+	// ErrClosed is returned for sends after Close has begun, and wraps
+	// the error of every record Close could not deliver.
+	ErrClosed = errors.New("kprod: producer closed")
+	// ErrBufferFull is returned by TrySend when MaxBufferedRecords or
+	// MaxBufferedBytes is reached.
+	ErrBufferFull = errors.New("kprod: producer buffer full")
+	// ErrDeliveryTimeout wraps a record that was not acknowledged within
+	// Config.DeliveryTimeout or its retries.
+	ErrDeliveryTimeout = errors.New("kprod: delivery timed out")
+	// ErrNoTopic is returned for a record without a topic.
+	ErrNoTopic = errors.New("kprod: record has no topic")
+	// ErrPartitionRequired is returned when the manual partitioner gets
+	// a record without Record.PartitionSet.
+	ErrPartitionRequired = errors.New(`kprod: partitioner "manual" needs Record.PartitionSet`)
+	// ErrBadPartition is returned for an explicit partition that is
+	// negative or not in the topic.
+	ErrBadPartition = errors.New("kprod: partition out of range")
+	// ErrFenced reports that a newer producer with the same
+	// transactional ID took over; this producer must be closed.
+	ErrFenced = errors.New("kprod: producer fenced")
+)
+
+// SendError is the error of one record: where it was going and why it
+// failed. Err is the cause (a kerr error, a franz-go error or a kprod
+// sentinel); match it with errors.Is/As through SendError.
+type SendError struct {
+	Topic     string
+	Partition int32 // -1 when the record was never assigned a partition
+	Key       []byte
+	Class     Class
+	Err       error
+}
+
+const maxKeyInError = 64
+
+func (e *SendError) Error() string {
+	key := e.Key
+	more := ""
+	if len(key) > maxKeyInError {
+		key, more = key[:maxKeyInError], "..."
+	}
+	where := fmt.Sprintf("topic %q", e.Topic)
+	if e.Partition >= 0 {
+		where += fmt.Sprintf(" partition %d", e.Partition)
+	}
+	if e.Key != nil {
+		where += fmt.Sprintf(" key %q%s", key, more)
+	}
+	return fmt.Sprintf("kprod: send to %s (%s): %v", where, e.Class, e.Err)
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// Classify sorts err into a Class. It understands kprod's own errors,
+// franz-go's (kgo and kerr), context errors and network errors; anything
+// else is ClassFatal, because an error nobody anticipated should stop a
+// retry loop rather than feed it.
+func Classify(err error) Class {
+	if err == nil {
+		return ClassNone
+	}
+	var se *SendError
+	if errors.As(err, &se) {
+		return se.Class
+	}
+	return classify(err)
+}
+
+// IsRetriable reports whether sending again may succeed: ClassRetriable,
+// ClassTimeout and ClassCanceled. For the latter two the first attempt may
+// also have been written, so a resend can duplicate.
+func IsRetriable(err error) bool {
+	switch Classify(err) {
+	case ClassRetriable, ClassTimeout, ClassCanceled:
+		return true
+	default:
+		return false
+	}
+}
+
+func classify(err error) Class {
+	switch {
+	case errors.Is(err, ErrClosed), errors.Is(err, kgo.ErrClientClosed):
+		return ClassClosed
+	case errors.Is(err, ErrFenced):
+		return ClassFatal
+	case errors.Is(err, ErrBufferFull), errors.Is(err, kgo.ErrMaxBuffered):
+		return ClassRetriable
+	case errors.Is(err, ErrDeliveryTimeout), errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
+		return ClassTimeout
+	case errors.Is(err, ErrNoTopic), errors.Is(err, ErrPartitionRequired), errors.Is(err, ErrBadPartition):
+		return ClassBadInput
+	case errors.Is(err, kgo.ErrAborting):
+		return ClassAbortable
+	case errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
+	}
+	if ke, ok := errors.AsType[*kerr.Error](err); ok {
+		return classifyKerr(ke)
+	}
+	if _, ok := errors.AsType[*kgo.ErrFirstReadEOF](err); ok {
+		// The broker hung up on the first read: usually a TLS or
+		// SASL mismatch, which no retry fixes.
+		return ClassAuthorization
+	}
+	if _, ok := errors.AsType[*BadInputError](err); ok {
+		return ClassBadInput
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return ClassRetriable
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return ClassRetriable
+	}
+	if kgo.IsRetryableBrokerErr(err) {
+		return ClassRetriable
+	}
+	return ClassFatal
+}
+
+func classifyKerr(ke *kerr.Error) Class {
+	switch ke {
+	case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidTopicException,
+		kerr.UnknownTopicOrPartition, kerr.UnknownTopicID, kerr.InvalidRecord,
+		kerr.InvalidTimestamp, kerr.PolicyViolation, kerr.CorruptMessage,
+		kerr.InvalidRequiredAcks, kerr.UnsupportedForMessageFormat:
+		return ClassBadInput
+	case kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed,
+		kerr.TransactionalIDAuthorizationFailed, kerr.GroupAuthorizationFailed,
+		kerr.SaslAuthenticationFailed, kerr.UnsupportedSaslMechanism,
+		kerr.IllegalSaslState, kerr.DelegationTokenAuthorizationFailed:
+		return ClassAuthorization
+	case kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.TransactionCoordinatorFenced,
+		kerr.OutOfOrderSequenceNumber, kerr.InvalidProducerIDMapping,
+		kerr.UnsupportedVersion, kerr.InvalidTxnState:
+		return ClassFatal
+	case kerr.TransactionAbortable, kerr.OperationNotAttempted, kerr.UnknownProducerID:
+		return ClassAbortable
+	case kerr.RequestTimedOut:
+		return ClassTimeout
+	}
+	if ke.Retriable {
+		return ClassRetriable
+	}
+	return ClassFatal
+}
+
+// BadInputError reports a record kprod refused before it reached Kafka,
+// for example because it could not be serialized. Side is "key" or
+// "value" where that applies.
+type BadInputError struct {
+	Topic string
+	Side  string
+	Err   error
+}
+
+func (e *BadInputError) Error() string {
+	if e.Side != "" {
+		return fmt.Sprintf("kprod: bad %s for topic %q: %v", e.Side, e.Topic, e.Err)
+	}
+	return fmt.Sprintf("kprod: bad record for topic %q: %v", e.Topic, e.Err)
+}
+
+func (e *BadInputError) Unwrap() error { return e.Err }

@@ -1,0 +1,451 @@
+package kafkaproducer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+)
+
+// Producer sends records to Kafka through one franz-go client. It is safe
+// for concurrent use; create one per process (or per cluster) and share it.
+type Producer struct {
+	cl     *kgo.Client
+	cfg    Config
+	log    *zap.Logger
+	hooks  []Hook
+	manual bool
+
+	// outstanding counts records handed to franz-go and not yet
+	// completed; Close waits for it to reach zero after closing starts.
+	outstanding atomic.Int64
+	closing     atomic.Bool
+	drained     chan struct{}
+	drainOnce   sync.Once
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu          sync.Mutex // guards undelivered
+	undelivered []Result
+}
+
+// New validates cfg and builds a producer. It does not contact the
+// cluster; use Ping to check connectivity.
+func New(cfg Config) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("kprod").With(zap.String("client_id", cfg.clientID()))
+	cl, err := kgo.NewClient(cfg.kgoOpts(log.Named("kgo"))...)
+	if err != nil {
+		return nil, fmt.Errorf("kprod: build client: %w", err)
+	}
+	p := &Producer{
+		cl:      cl,
+		cfg:     cfg,
+		log:     log,
+		hooks:   cfg.Hooks,
+		manual:  cfg.Partitioner == PartitionerManual,
+		drained: make(chan struct{}),
+	}
+	log.Debug("producer created", zap.Strings("brokers", cfg.Brokers), zap.String("acks", string(cfg.Acks)),
+		zap.Bool("idempotent", !cfg.DisableIdempotence), zap.Duration("delivery_timeout", cfg.DeliveryTimeout))
+	return p, nil
+}
+
+// Config returns the configuration the producer was built with.
+func (p *Producer) Config() Config { return p.cfg }
+
+// Client returns the underlying franz-go client, for what kprod does not
+// wrap (admin requests through kadm, transactions in package txn). Do not
+// close it: Close the Producer.
+func (p *Producer) Client() *kgo.Client { return p.cl }
+
+// Logger returns the producer's logger (named "kprod").
+func (p *Producer) Logger() *zap.Logger { return p.log }
+
+// pending is one record in flight: franz-go's record plus what kprod needs
+// to report it, in one allocation. It is the record's context, so the
+// promise finds it without a map or a closure.
+type pending struct {
+	kr kgo.Record
+	context.Context
+	p        *Producer
+	start    time.Time
+	explicit bool
+	cb       func(Result)
+
+	// Send waits on wg and reads res; batch sends use batch and idx.
+	wg    sync.WaitGroup
+	res   Result
+	batch *batchWait
+	idx   int
+}
+
+type pendingKey struct{}
+
+// Value lets deliver find the pending record even when a franz-go hook
+// (kotel, say) has wrapped the record's context.
+func (pd *pending) Value(k any) any {
+	if k == (pendingKey{}) {
+		return pd
+	}
+	return pd.Context.Value(k)
+}
+
+type batchWait struct {
+	wg      sync.WaitGroup
+	results Results
+}
+
+// check refuses a record before it reaches franz-go.
+func (p *Producer) check(rec *Record) error {
+	switch {
+	case rec.Topic == "":
+		return ErrNoTopic
+	case rec.PartitionSet && rec.Partition < 0:
+		return fmt.Errorf("%w: %d is negative", ErrBadPartition, rec.Partition)
+	case p.manual && !rec.PartitionSet:
+		return ErrPartitionRequired
+	}
+	return nil
+}
+
+// refuse reports a record that never reached franz-go.
+func (p *Producer) refuse(rec Record, err error) Result {
+	res := Result{
+		Record:    rec,
+		Partition: -1,
+		Offset:    -1,
+		Err:       p.sendError(rec.Topic, -1, rec.Key, err),
+	}
+	p.runHooks(res)
+	return res
+}
+
+func (p *Producer) sendError(topic string, partition int32, key []byte, err error) error {
+	if se, ok := errors.AsType[*SendError](err); ok {
+		return se
+	}
+	return &SendError{Topic: topic, Partition: partition, Key: key, Class: classify(err), Err: err}
+}
+
+func (p *Producer) runHooks(res Result) {
+	for _, h := range p.hooks {
+		h.OnRecordDone(res)
+	}
+}
+
+// begin registers a record as outstanding, or refuses it when the
+// producer is closing.
+func (p *Producer) begin() error {
+	p.outstanding.Add(1)
+	if p.closing.Load() {
+		p.done()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (p *Producer) done() {
+	if p.outstanding.Add(-1) == 0 && p.closing.Load() {
+		p.drainOnce.Do(func() { close(p.drained) })
+	}
+}
+
+func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	pd.Context = ctx
+	pd.p = p
+	pd.start = time.Now()
+	pd.explicit = rec.PartitionSet
+	pd.kr = kgo.Record{
+		Topic:     rec.Topic,
+		Key:       rec.Key,
+		Value:     rec.Value,
+		Headers:   rec.Headers,
+		Timestamp: rec.Timestamp,
+		Partition: -1,
+		Context:   pd,
+	}
+	if rec.PartitionSet {
+		pd.kr.Partition = rec.Partition
+	}
+}
+
+// deliver is the single franz-go promise for every kprod record.
+func deliver(r *kgo.Record, err error) {
+	pd, ok := r.Context.(*pending)
+	if !ok {
+		pd = r.Context.Value(pendingKey{}).(*pending)
+	}
+	p := pd.p
+	res := Result{
+		Record: Record{
+			Topic:        r.Topic,
+			Key:          r.Key,
+			Value:        r.Value,
+			Headers:      r.Headers,
+			Timestamp:    r.Timestamp,
+			PartitionSet: pd.explicit,
+		},
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		Timestamp: r.Timestamp,
+		Latency:   time.Since(pd.start),
+	}
+	if pd.explicit {
+		res.Record.Partition = r.Partition
+		if err != nil && strings.HasPrefix(err.Error(), "invalid record partitioning choice") {
+			err = fmt.Errorf("%w: %d (%v)", ErrBadPartition, r.Partition, err)
+		}
+	}
+	if err != nil {
+		err = p.wrapCause(err)
+		res.Err = p.sendError(r.Topic, r.Partition, r.Key, err)
+		res.Offset = -1
+		if p.closing.Load() {
+			p.mu.Lock()
+			p.undelivered = append(p.undelivered, res)
+			p.mu.Unlock()
+		}
+	}
+	p.runHooks(res)
+	switch {
+	case pd.batch != nil:
+		pd.batch.results[pd.idx] = res
+		pd.batch.wg.Done()
+	case pd.cb != nil:
+		pd.cb(res)
+	default:
+		pd.res = res
+		pd.wg.Done()
+	}
+	p.done()
+}
+
+// wrapCause puts kprod's sentinel in front of franz-go's equivalent, so
+// callers match one error whatever produced it.
+func (p *Producer) wrapCause(err error) error {
+	switch {
+	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
+		return fmt.Errorf("%w: %w", ErrDeliveryTimeout, err)
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		return fmt.Errorf("%w: %w", ErrBufferFull, err)
+	case errors.Is(err, kgo.ErrClientClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}
+
+// Send sends one record and waits for its outcome: acknowledged by the
+// brokers (as Config.Acks asks) or failed. The error, if any, is a
+// *SendError; Classify tells what to do about it.
+//
+// ctx bounds the wait for buffer space and the record itself: if ctx ends
+// before the record is written, the record fails with ctx's error
+// (ClassTimeout or ClassCanceled). Once a request carrying the record is
+// in flight, the record can only fail on ctx if Config.DeliveryTimeout is
+// set (as every preset does); its outcome is then ambiguous. Send never
+// returns before the record's outcome is known, so what it returns is
+// always the truth.
+func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
+	if err := p.check(&rec); err != nil {
+		res := p.refuse(rec, err)
+		return res, res.Err
+	}
+	if err := p.begin(); err != nil {
+		res := p.refuse(rec, err)
+		return res, res.Err
+	}
+	pd := new(pending)
+	p.fill(pd, ctx, &rec)
+	pd.wg.Add(1)
+	p.cl.Produce(ctx, &pd.kr, deliver)
+	pd.wg.Wait()
+	return pd.res, pd.res.Err
+}
+
+// SendAsync hands one record to the producer and returns once it is
+// buffered; cb receives its outcome. It returns an error only when it
+// refuses the record outright (no topic, a bad partition, a closed
+// producer); cb is then not called. Otherwise cb is called exactly once.
+//
+// cb runs on franz-go's promise goroutine, one callback at a time in
+// completion order (per partition, the order records were sent). It must
+// not block and must not call Send, Flush or Close: hand slow work to
+// another goroutine. cb may be nil.
+//
+// SendAsync blocks while the buffer is full, as long as ctx allows. ctx
+// also stays attached to the record: canceling it fails the record if it
+// has not been written yet. Do not pass a request context that ends when
+// your handler returns unless that is what you want.
+func (p *Producer) SendAsync(ctx context.Context, rec Record, cb func(Result)) error {
+	return p.sendAsync(ctx, rec, cb, true)
+}
+
+// TrySend is SendAsync without blocking: when the buffer is full it fails
+// at once with ErrBufferFull (ClassRetriable) and cb is not called. A
+// record that finds the buffer full in the instant between that check and
+// buffering still reaches cb with an error wrapping ErrBufferFull.
+func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) error {
+	if p.bufferFull(&rec) {
+		res := p.refuse(rec, ErrBufferFull)
+		return res.Err
+	}
+	return p.sendAsync(ctx, rec, cb, false)
+}
+
+func (p *Producer) bufferFull(rec *Record) bool {
+	maxRecs := int64(p.cfg.MaxBufferedRecords)
+	if maxRecs == 0 {
+		maxRecs = 50_000
+	}
+	if p.cl.BufferedProduceRecords() >= maxRecs {
+		return true
+	}
+	if p.cfg.MaxBufferedBytes > 0 {
+		size := int64(len(rec.Key) + len(rec.Value))
+		for _, h := range rec.Headers {
+			size += int64(len(h.Key) + len(h.Value))
+		}
+		return p.cl.BufferedProduceBytes()+size > int64(p.cfg.MaxBufferedBytes)
+	}
+	return false
+}
+
+func (p *Producer) sendAsync(ctx context.Context, rec Record, cb func(Result), block bool) error {
+	if err := p.check(&rec); err != nil {
+		return p.refuse(rec, err).Err
+	}
+	if err := p.begin(); err != nil {
+		return p.refuse(rec, err).Err
+	}
+	pd := new(pending)
+	p.fill(pd, ctx, &rec)
+	if cb == nil {
+		cb = func(Result) {}
+	}
+	pd.cb = cb
+	if block {
+		p.cl.Produce(ctx, &pd.kr, deliver)
+	} else {
+		p.cl.TryProduce(ctx, &pd.kr, deliver)
+	}
+	return nil
+}
+
+// SendBatch sends records and waits for all of them, returning one Result
+// per record in the order given; records refused outright carry their
+// error too. Records to the same partition keep their order. ctx applies
+// to every record as in Send.
+func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
+	bw := &batchWait{results: make(Results, len(recs))}
+	pds := make([]pending, len(recs))
+	for i := range recs {
+		rec := &recs[i]
+		if err := p.check(rec); err != nil {
+			bw.results[i] = p.refuse(*rec, err)
+			continue
+		}
+		if err := p.begin(); err != nil {
+			bw.results[i] = p.refuse(*rec, err)
+			continue
+		}
+		pd := &pds[i]
+		p.fill(pd, ctx, rec)
+		pd.batch, pd.idx = bw, i
+		bw.wg.Add(1)
+		p.cl.Produce(ctx, &pd.kr, deliver)
+	}
+	bw.wg.Wait()
+	return bw.results
+}
+
+// Flush sends everything buffered now, without waiting for Linger, and
+// waits until every record sent before the call has its outcome, or ctx
+// ends (returning ctx's error; records keep going).
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("kprod: flush: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that at least one broker answers a metadata request, for
+// readiness probes.
+func (p *Producer) Ping(ctx context.Context) error {
+	if err := p.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kprod: ping %s: %w", strings.Join(p.cfg.Brokers, ","), err)
+	}
+	return nil
+}
+
+// Buffered returns the records and bytes waiting for delivery.
+func (p *Producer) Buffered() (records, bytes int64) {
+	return p.cl.BufferedProduceRecords(), p.cl.BufferedProduceBytes()
+}
+
+// CloseError is returned by Close when records could not be delivered
+// before ctx ended. Undelivered holds each of them with its error (which
+// wraps the cause; records cut off by closing wrap ErrClosed); their
+// callbacks and hooks were called too.
+type CloseError struct {
+	Undelivered Results
+	Err         error // why flushing stopped: usually ctx's error
+}
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("kprod: close: %d record(s) not delivered: %v", len(e.Undelivered), e.Err)
+}
+
+func (e *CloseError) Unwrap() error { return e.Err }
+
+// Close stops accepting records (later sends fail with ErrClosed), flushes
+// what is buffered while ctx allows, then closes the client. Records that
+// were not delivered by then fail with ErrClosed (ClassClosed) through
+// their callbacks, and are returned in a *CloseError, so nothing is lost
+// silently. Close waits for every callback to finish. It is idempotent:
+// later calls return the first call's result.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
+	return p.closeErr
+}
+
+func (p *Producer) close(ctx context.Context) error {
+	p.closing.Store(true)
+	flushErr := p.cl.Flush(ctx)
+	if flushErr != nil {
+		p.log.Warn("close: flush did not finish; failing undelivered records", zap.Error(flushErr),
+			zap.Int64("buffered_records", p.cl.BufferedProduceRecords()))
+	}
+	p.cl.Close()
+	if p.outstanding.Load() == 0 {
+		p.drainOnce.Do(func() { close(p.drained) })
+	}
+	<-p.drained
+	p.mu.Lock()
+	undelivered := p.undelivered
+	p.undelivered = nil
+	p.mu.Unlock()
+	if len(undelivered) == 0 {
+		return nil
+	}
+	if flushErr == nil {
+		flushErr = errors.New("records failed while closing")
+	}
+	return &CloseError{Undelivered: undelivered, Err: flushErr}
+}

@@ -1,0 +1,475 @@
+package kafkaproducer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kprod/kprod/internal/testkit"
+	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/kprod/kprod/presets"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func newProducer(t *testing.T, cfg kafkaproducer.Config, c *kfake.Cluster) *kafkaproducer.Producer {
+	t.Helper()
+	cfg.Brokers = c.ListenAddrs()
+	p, err := kafkaproducer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p
+}
+
+func rec(topic string, i int) kafkaproducer.Record {
+	return kafkaproducer.Record{
+		Topic:   topic,
+		Key:     fmt.Appendf(nil, "key-%d", i%37),
+		Value:   fmt.Appendf(nil, "value-%d", i),
+		Headers: []kafkaproducer.Header{{Key: "seq", Value: fmt.Appendf(nil, "%d", i)}},
+	}
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestSendStyles sends through every style and reads everything back.
+func TestSendStyles(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	p := newProducer(t, presets.Reliable(), c)
+	ctx := ctxT(t, 30*time.Second)
+	want := map[string]bool{}
+	n := 0
+	next := func() kafkaproducer.Record { r := rec("orders", n); want[string(r.Value)] = true; n++; return r }
+
+	res, err := p.Send(ctx, next())
+	if err != nil || res.Offset < 0 || res.Partition < 0 || res.Latency <= 0 || res.Timestamp.IsZero() {
+		t.Fatalf("Send: %+v %v", res, err)
+	}
+
+	var wg sync.WaitGroup
+	var asyncErrs atomic.Int32
+	for range 100 {
+		wg.Add(1)
+		if err := p.SendAsync(ctx, next(), func(r kafkaproducer.Result) {
+			defer wg.Done()
+			if r.Err != nil || r.Offset < 0 {
+				asyncErrs.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := make([]kafkaproducer.Record, 50)
+	for i := range batch {
+		batch[i] = next()
+	}
+	results := p.SendBatch(ctx, batch)
+	if err := results.FirstErr(); err != nil || len(results) != 50 {
+		t.Fatalf("SendBatch: %v", err)
+	}
+	for i, r := range results {
+		if !bytes.Equal(r.Record.Value, batch[i].Value) {
+			t.Fatalf("result %d is for %q, want %q", i, r.Record.Value, batch[i].Value)
+		}
+	}
+	for range 10 {
+		wg.Add(1)
+		if err := p.TrySend(ctx, next(), func(r kafkaproducer.Result) {
+			defer wg.Done()
+			if r.Err != nil {
+				asyncErrs.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if asyncErrs.Load() != 0 {
+		t.Fatalf("%d async sends failed", asyncErrs.Load())
+	}
+
+	got := testkit.Consume(t, c.ListenAddrs(), "orders", n, false, 20*time.Second)
+	for _, r := range got {
+		if !want[string(r.Value)] {
+			t.Errorf("unexpected or duplicate record %q", r.Value)
+		}
+		delete(want, string(r.Value))
+		if len(r.Headers) != 1 || r.Headers[0].Key != "seq" || !bytes.HasPrefix(r.Key, []byte("key-")) {
+			t.Errorf("record %q lost its key or headers: %q %v", r.Value, r.Key, r.Headers)
+		}
+	}
+}
+
+// TestEveryPreset runs each preset end to end: every record exactly once.
+func TestEveryPreset(t *testing.T) {
+	for _, name := range presets.Names() {
+		t.Run(name, func(t *testing.T) {
+			c := testkit.Cluster(t, []string{"events"})
+			cfg, _ := presets.ByName(name)
+			p := newProducer(t, cfg, c)
+			const n = 2000
+			recs := make([]kafkaproducer.Record, n)
+			for i := range recs {
+				recs[i] = rec("events", i)
+			}
+			if err := p.SendBatch(ctxT(t, 30*time.Second), recs).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			got := testkit.Consume(t, c.ListenAddrs(), "events", n, false, 20*time.Second)
+			seen := map[string]bool{}
+			for _, r := range got {
+				if seen[string(r.Value)] {
+					t.Fatalf("duplicate %q", r.Value)
+				}
+				seen[string(r.Value)] = true
+			}
+			// Nothing beyond n arrives either.
+			if extra := testkit.ConsumeUpTo(t, c.ListenAddrs(), "events", n+1, false, 500*time.Millisecond); len(extra) != n {
+				t.Fatalf("topic holds %d records, want %d", len(extra), n)
+			}
+		})
+	}
+}
+
+// TestPlacement checks on a real 17-partition topic that keyed records land
+// where the Java client and librdkafka put them.
+func TestPlacement(t *testing.T) {
+	c := testkit.Cluster(t, nil, kfake.SeedTopics(17, "placed"))
+	tests := []struct {
+		name kafkaproducer.Partitioner
+		want func(key []byte) int32
+	}{
+		{kafkaproducer.PartitionerJava, func(k []byte) int32 { return int32(kafkaproducer.Murmur2(k)&0x7fffffff) % 17 }},
+		{kafkaproducer.PartitionerSarama, func(k []byte) int32 {
+			p := int32(kafkaproducer.FNV1a(k)) % 17
+			if p < 0 {
+				p = -p
+			}
+			return p
+		}},
+	}
+	for _, tt := range tests {
+		cfg := presets.Reliable()
+		cfg.Partitioner = tt.name
+		p := newProducer(t, cfg, c)
+		for i := range 200 {
+			k := fmt.Appendf(nil, "customer-%d", i)
+			res, err := p.Send(ctxT(t, 10*time.Second), kafkaproducer.Record{Topic: "placed", Key: k})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tt.want(k); res.Partition != want {
+				t.Fatalf("%s: key %q went to %d, want %d", tt.name, k, res.Partition, want)
+			}
+		}
+	}
+}
+
+func TestExplicitPartition(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	cfg := presets.LowLatency()
+	cfg.Partitioner = kafkaproducer.PartitionerManual
+	p := newProducer(t, cfg, c)
+	ctx := ctxT(t, 10*time.Second)
+	res, err := p.Send(ctx, kafkaproducer.Record{Topic: "orders", Key: []byte("k")}.AtPartition(2))
+	if err != nil || res.Partition != 2 {
+		t.Fatalf("explicit partition 2: %+v %v", res, err)
+	}
+	_, err = p.Send(ctx, kafkaproducer.Record{Topic: "orders", Value: []byte("v")})
+	if !errors.Is(err, kafkaproducer.ErrPartitionRequired) || kafkaproducer.Classify(err) != kafkaproducer.ClassBadInput {
+		t.Fatalf("manual without partition: %v", err)
+	}
+	_, err = p.Send(ctx, kafkaproducer.Record{Topic: "orders"}.AtPartition(9))
+	if !errors.Is(err, kafkaproducer.ErrBadPartition) || kafkaproducer.Classify(err) != kafkaproducer.ClassBadInput {
+		t.Fatalf("partition 9 of 3: %v", err)
+	}
+	_, err = p.Send(ctx, kafkaproducer.Record{Topic: "orders"}.AtPartition(-2))
+	if !errors.Is(err, kafkaproducer.ErrBadPartition) {
+		t.Fatalf("partition -2: %v", err)
+	}
+	_, err = p.Send(ctx, kafkaproducer.Record{Value: []byte("x")})
+	if !errors.Is(err, kafkaproducer.ErrNoTopic) {
+		t.Fatalf("no topic: %v", err)
+	}
+	if err := p.SendAsync(ctx, kafkaproducer.Record{}, func(kafkaproducer.Result) { t.Error("callback for a refused record") }); !errors.Is(err, kafkaproducer.ErrNoTopic) {
+		t.Fatalf("SendAsync no topic: %v", err)
+	}
+}
+
+// hangProduce makes the broker read produce requests and never answer,
+// until the returned release function is called.
+func hangProduce(c *kfake.Cluster) (release func()) {
+	var released atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if released.Load() {
+			c.DropControl()
+			return nil, nil, false
+		}
+		c.KeepControl()
+		return nil, nil, true
+	})
+	return func() { released.Store(true) }
+}
+
+func TestTrySendBufferFull(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	cfg := presets.LowLatency()
+	cfg.MaxBufferedRecords = 10
+	p := newProducer(t, cfg, c)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := p.Send(ctx, rec("orders", 0)); err != nil { // warm metadata
+		t.Fatal(err)
+	}
+	release := hangProduce(c)
+	defer release()
+	var accepted, full int
+	var cbs sync.WaitGroup
+	for i := range 50 {
+		cbs.Add(1)
+		err := p.TrySend(ctx, rec("orders", i), func(kafkaproducer.Result) { cbs.Done() })
+		switch {
+		case err == nil:
+			accepted++
+		case errors.Is(err, kafkaproducer.ErrBufferFull) && kafkaproducer.Classify(err) == kafkaproducer.ClassRetriable:
+			full++
+			cbs.Done()
+		default:
+			t.Fatalf("TrySend: %v", err)
+		}
+	}
+	if accepted > 10 || full == 0 {
+		t.Fatalf("accepted %d, refused %d: the buffer of 10 did not bound TrySend", accepted, full)
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := p.Close(closeCtx)
+	var ce *kafkaproducer.CloseError
+	if !errors.As(err, &ce) || len(ce.Undelivered) != accepted {
+		t.Fatalf("Close: %v (accepted %d)", err, accepted)
+	}
+	cbs.Wait()
+}
+
+func TestCloseFlushes(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	cfg := presets.Reliable()
+	cfg.Linger = 30 * time.Second // only Close's flush can send these
+	cfg.DeliveryTimeout = time.Minute
+	p := newProducer(t, cfg, c)
+	var delivered atomic.Int32
+	for i := range 100 {
+		if err := p.SendAsync(context.Background(), rec("orders", i), func(r kafkaproducer.Result) {
+			if r.Err == nil {
+				delivered.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if delivered.Load() != 100 {
+		t.Fatalf("Close returned with %d of 100 delivered", delivered.Load())
+	}
+	if _, err := p.Send(context.Background(), rec("orders", 0)); !errors.Is(err, kafkaproducer.ErrClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	testkit.Consume(t, c.ListenAddrs(), "orders", 100, false, 10*time.Second)
+}
+
+// TestCloseHandsBackUndelivered: a broker that never answers; Close gives
+// up at its deadline and returns every record, each also reported to its
+// callback as closed.
+func TestCloseHandsBackUndelivered(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	cfg := presets.Reliable()
+	p := newProducer(t, cfg, c)
+	if _, err := p.Send(ctxT(t, 10*time.Second), rec("orders", 0)); err != nil {
+		t.Fatal(err)
+	}
+	release := hangProduce(c)
+	defer release()
+	var closedCbs atomic.Int32
+	for i := range 20 {
+		if err := p.SendAsync(context.Background(), rec("orders", i), func(r kafkaproducer.Result) {
+			if errors.Is(r.Err, kafkaproducer.ErrClosed) && r.Class() == kafkaproducer.ClassClosed {
+				closedCbs.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := p.Close(ctx)
+	var ce *kafkaproducer.CloseError
+	if !errors.As(err, &ce) || len(ce.Undelivered) != 20 {
+		t.Fatalf("Close: %v", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("CloseError should wrap the deadline: %v", err)
+	}
+	for _, r := range ce.Undelivered {
+		if !errors.Is(r.Err, kafkaproducer.ErrClosed) || r.Record.Topic != "orders" {
+			t.Errorf("undelivered %q: %v", r.Record.Value, r.Err)
+		}
+	}
+	if closedCbs.Load() != 20 {
+		t.Errorf("%d of 20 callbacks saw ErrClosed", closedCbs.Load())
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("Close took %v with a 300ms deadline", el)
+	}
+	if err2 := p.Close(context.Background()); err2 != err {
+		t.Errorf("second Close returned %v, want the first result", err2)
+	}
+}
+
+// TestRequestTimedOutDoesNotDuplicate: the broker writes the batch but
+// answers REQUEST_TIMED_OUT, so the client retries. With idempotence the
+// retry is deduplicated; without it, the same fault duplicates (which
+// shows the fault really bites).
+func TestRequestTimedOutDoesNotDuplicate(t *testing.T) {
+	for _, idem := range []bool{true, false} {
+		t.Run(fmt.Sprintf("idempotent=%v", idem), func(t *testing.T) {
+			c := testkit.Cluster(t, nil, kfake.SeedTopics(1, "pay"))
+			cfg := presets.Reliable()
+			if !idem {
+				cfg.DisableIdempotence, cfg.MaxInFlight = true, 1
+			}
+			p := newProducer(t, cfg, c)
+			ctx := ctxT(t, 30*time.Second)
+			if _, err := p.Send(ctx, rec("pay", 0)); err != nil {
+				t.Fatal(err)
+			}
+			h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "pay", Err: kerr.RequestTimedOut, Count: 1})
+			if _, err := p.Send(ctx, rec("pay", 1)); err != nil {
+				t.Fatal(err)
+			}
+			if h.Hits() != 1 {
+				t.Fatalf("fault hit %d times", h.Hits())
+			}
+			got := testkit.ConsumeUpTo(t, c.ListenAddrs(), "pay", 3, false, time.Second)
+			if idem && len(got) != 2 {
+				t.Fatalf("idempotent: %d records on the topic, want 2", len(got))
+			}
+			if !idem && len(got) != 3 {
+				t.Fatalf("non-idempotent: %d records on the topic, want the duplicate (3)", len(got))
+			}
+		})
+	}
+}
+
+// TestTerminalErrorsReachCallerFast: non-retriable broker errors and an
+// unknown topic fail the send quickly with the right class.
+func TestTerminalErrorsReachCallerFast(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault *kerr.Error
+		topic string
+		big   bool
+		want  kafkaproducer.Class
+	}{
+		{"message too large from broker", kerr.MessageTooLarge, "orders", false, kafkaproducer.ClassBadInput},
+		{"record larger than a batch", nil, "orders", true, kafkaproducer.ClassBadInput},
+		{"topic authorization failed", kerr.TopicAuthorizationFailed, "orders", false, kafkaproducer.ClassAuthorization},
+		{"unknown topic", nil, "no-such-topic", false, kafkaproducer.ClassBadInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testkit.Cluster(t, []string{"orders"})
+			p := newProducer(t, presets.Reliable(), c)
+			if tt.fault != nil {
+				c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: tt.topic, Err: tt.fault, Count: -1})
+			}
+			r := rec(tt.topic, 1)
+			if tt.big {
+				r.Value = make([]byte, 2_000_000)
+			}
+			start := time.Now()
+			_, err := p.Send(ctxT(t, 30*time.Second), r)
+			el := time.Since(start)
+			if got := kafkaproducer.Classify(err); got != tt.want {
+				t.Fatalf("class %v, want %v (err %v)", got, tt.want, err)
+			}
+			var se *kafkaproducer.SendError
+			if !errors.As(err, &se) || se.Topic != tt.topic {
+				t.Fatalf("error does not name the record: %v", err)
+			}
+			if tt.fault != nil && !errors.Is(err, tt.fault) {
+				t.Errorf("error does not wrap %v: %v", tt.fault, err)
+			}
+			if el > 5*time.Second {
+				t.Errorf("took %v to fail", el)
+			}
+			t.Logf("failed in %v: %v", el.Round(time.Millisecond), err)
+		})
+	}
+}
+
+// TestOutageEndsEveryRecord: with a delivery timeout, a cluster that goes
+// away entirely still ends every record, in the timeout plus a margin.
+func TestOutageEndsEveryRecord(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	cfg := presets.Reliable()
+	cfg.DeliveryTimeout = 3 * time.Second
+	cfg.RequestTimeout = time.Second
+	p := newProducer(t, cfg, c)
+	if _, err := p.Send(ctxT(t, 10*time.Second), rec("orders", 0)); err != nil {
+		t.Fatal(err)
+	}
+	release := hangProduce(c) // the first requests go in flight and hang
+	defer release()
+	const n = 500
+	var done sync.WaitGroup
+	var timeouts atomic.Int32
+	start := time.Now()
+	var last atomic.Int64
+	for i := range n {
+		done.Add(1)
+		if i == n/2 {
+			c.Close() // then the broker disappears
+		}
+		if err := p.SendAsync(context.Background(), rec("orders", i), func(r kafkaproducer.Result) {
+			defer done.Done()
+			last.Store(int64(time.Since(start)))
+			if r.Err != nil && kafkaproducer.IsRetriable(r.Err) {
+				timeouts.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finished := make(chan struct{})
+	go func() { done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(cfg.DeliveryTimeout + 20*time.Second):
+		t.Fatalf("records still pending %v after the outage began", cfg.DeliveryTimeout+20*time.Second)
+	}
+	t.Logf("all %d records ended %v after the outage began (%d retriable/timeout)", n, time.Duration(last.Load()).Round(time.Millisecond), timeouts.Load())
+	if timeouts.Load() != n {
+		t.Errorf("%d of %d records failed as timeout/retriable", timeouts.Load(), n)
+	}
+}

@@ -1,0 +1,103 @@
+package kafkaproducer
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header is a record header. It is franz-go's type, so headers pass
+// through without a copy.
+type Header = kgo.RecordHeader
+
+// Record is one message to send. Only Topic is required. The producer
+// keeps references to Key, Value and Headers until the record's result is
+// reported: do not modify them before then.
+type Record struct {
+	Topic   string
+	Key     []byte // nil means no key; an empty non-nil key is a key
+	Value   []byte // nil is a tombstone on compacted topics
+	Headers []Header
+	// Timestamp is the record's time; zero means the time of the send.
+	// Kafka stores milliseconds.
+	Timestamp time.Time
+	// Partition is used only when PartitionSet is true: the record then
+	// goes to exactly this partition, whatever the partitioner.
+	Partition    int32
+	PartitionSet bool
+}
+
+// AtPartition returns a copy of r that goes to partition p.
+func (r Record) AtPartition(p int32) Record {
+	r.Partition, r.PartitionSet = p, true
+	return r
+}
+
+// Result is the outcome of one record.
+type Result struct {
+	// Record is the record as it was sent (its Timestamp filled in).
+	Record Record
+	// Partition and Offset are where the record was written; -1 when it
+	// was not.
+	Partition int32
+	Offset    int64
+	// Timestamp is the record's timestamp as stored by Kafka (the
+	// broker's time for topics with LogAppendTime).
+	Timestamp time.Time
+	// Latency is the time from the send call to the acknowledgement or
+	// failure.
+	Latency time.Duration
+	// Err is nil on success, otherwise a *SendError naming the record
+	// and the cause.
+	Err error
+}
+
+// Class is Classify(r.Err).
+func (r Result) Class() Class { return Classify(r.Err) }
+
+// Results holds one Result per record of a batch, in the order given.
+type Results []Result
+
+// FirstErr returns the first record error, or nil if all succeeded.
+func (rs Results) FirstErr() error {
+	for i := range rs {
+		if rs[i].Err != nil {
+			return rs[i].Err
+		}
+	}
+	return nil
+}
+
+// Failed returns the results that carry an error.
+func (rs Results) Failed() Results {
+	var out Results
+	for _, r := range rs {
+		if r.Err != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Err joins every record error (nil if none), for callers that want one
+// error value; the per-record results remain the source of truth.
+func (rs Results) Err() error {
+	var errs []error
+	for _, r := range rs {
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Hook observes the outcome of every record a Producer handles, including
+// records refused before they reached franz-go. OnRecordDone runs on the
+// goroutine that completes the record (franz-go's promise goroutine, or the
+// caller's for immediate refusals), before the record's own callback and
+// before Send returns. It must be fast and must not block or call back into
+// the producer; hand slow work to a goroutine of your own.
+type Hook interface {
+	OnRecordDone(Result)
+}
