@@ -362,6 +362,21 @@ func (c Config) clientID() string {
 	return c.ClientID
 }
 
+// ClientOpts validates the config and returns the franz-go options it
+// translates to, for building a franz-go client (or a
+// kgo.GroupTransactSession) yourself with exactly kprod's settings. Hooks
+// are kprod-level and are not included.
+func (c Config) ClientOpts() ([]kgo.Opt, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	log := c.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return c.kgoOpts(log.Named("kprod.kgo")), nil
+}
+
 // kgoOpts translates a validated config into franz-go options.
 func (c Config) kgoOpts(log *zap.Logger) []kgo.Opt {
 	codec, _ := c.codec()
