@@ -174,6 +174,12 @@ type Config struct {
 	// open. Zero means 40s. Only with TransactionalID.
 	TransactionTimeout time.Duration
 
+	// TLS, when set, encrypts connections to the brokers.
+	TLS *TLSConfig
+	// SASL, when set, authenticates to the brokers (over TLS, unless the
+	// network is otherwise trusted).
+	SASL *SASLConfig
+
 	// Logger receives franz-go's client logs (through kzap, at info and
 	// above) and kprod's own events. Zero means zap.NewNop().
 	Logger *zap.Logger `kprod:"-"`
@@ -299,6 +305,16 @@ func (c Config) Validate() error {
 	}
 	if c.TransactionalID != "" && !idem {
 		return cfgErr("TransactionalID/DisableIdempotence", "transactions require idempotence: unset DisableIdempotence or TransactionalID")
+	}
+	if c.TLS != nil {
+		if err := c.TLS.validate(); err != nil {
+			return err
+		}
+	}
+	if c.SASL != nil {
+		if err := c.SASL.validate(); err != nil {
+			return err
+		}
 	}
 	if c.TransactionalID == "" && c.TransactionTimeout != 0 {
 		return cfgErr("TransactionTimeout/TransactionalID", "TransactionTimeout is set without a TransactionalID: set both or neither")
@@ -446,6 +462,7 @@ func (c Config) kgoOpts(log *zap.Logger) []kgo.Opt {
 			opts = append(opts, kgo.TransactionTimeout(c.TransactionTimeout))
 		}
 	}
+	opts = append(opts, c.securityOpts()...)
 	return append(opts, c.Opts...)
 }
 

@@ -2,6 +2,8 @@ package kafkaproducer
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -94,6 +96,9 @@ var (
 	// ErrBadPartition is returned for an explicit partition that is
 	// negative or not in the topic.
 	ErrBadPartition = errors.New("kprod: partition out of range")
+	// ErrAuthFailed reports that the brokers refused this producer's
+	// credentials (ClassAuthorization).
+	ErrAuthFailed = errors.New("kprod: authentication failed")
 	// ErrFenced reports that a newer producer with the same
 	// transactional ID took over; this producer must be closed.
 	ErrFenced = errors.New("kprod: producer fenced")
@@ -163,6 +168,8 @@ func classify(err error) Class {
 		return ClassClosed
 	case errors.Is(err, ErrFenced):
 		return ClassFatal
+	case errors.Is(err, ErrAuthFailed):
+		return ClassAuthorization
 	case errors.Is(err, ErrBufferFull), errors.Is(err, kgo.ErrMaxBuffered):
 		return ClassRetriable
 	case errors.Is(err, ErrDeliveryTimeout), errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
@@ -186,6 +193,9 @@ func classify(err error) Class {
 	}
 	if _, ok := errors.AsType[*BadInputError](err); ok {
 		return ClassBadInput
+	}
+	if isTLSError(err) {
+		return ClassAuthorization
 	}
 	if _, ok := errors.AsType[net.Error](err); ok {
 		return ClassRetriable
@@ -243,3 +253,26 @@ func (e *BadInputError) Error() string {
 }
 
 func (e *BadInputError) Unwrap() error { return e.Err }
+
+// isTLSError reports a TLS failure that retrying cannot fix: an untrusted
+// or mismatched certificate, a rejected client certificate, or a peer that
+// does not speak TLS.
+func isTLSError(err error) bool {
+	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[x509.HostnameError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		return true
+	}
+	var alert tls.AlertError
+	return errors.As(err, &alert)
+}

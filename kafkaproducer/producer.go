@@ -34,6 +34,8 @@ type Producer struct {
 
 	mu          sync.Mutex // guards undelivered
 	undelivered []Result
+
+	watch connWatch
 }
 
 // New validates cfg and builds a producer. It does not contact the
@@ -47,18 +49,20 @@ func New(cfg Config) (*Producer, error) {
 		log = zap.NewNop()
 	}
 	log = log.Named("kprod").With(zap.String("client_id", cfg.clientID()))
-	cl, err := kgo.NewClient(cfg.kgoOpts(log.Named("kgo"))...)
-	if err != nil {
-		return nil, fmt.Errorf("kprod: build client: %w", err)
-	}
 	p := &Producer{
-		cl:      cl,
 		cfg:     cfg,
 		log:     log,
 		hooks:   cfg.Hooks,
 		manual:  cfg.Partitioner == PartitionerManual,
 		drained: make(chan struct{}),
 	}
+	p.watch.p = p
+	opts := append(cfg.kgoOpts(log.Named("kgo")), kgo.WithHooks(&p.watch))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kprod: build client: %w", err)
+	}
+	p.cl = cl
 	log.Debug("producer created", zap.Strings("brokers", cfg.Brokers), zap.String("acks", string(cfg.Acks)),
 		zap.Bool("idempotent", !cfg.DisableIdempotence), zap.Duration("delivery_timeout", cfg.DeliveryTimeout))
 	return p, nil
@@ -121,6 +125,12 @@ func (p *Producer) check(rec *Record) error {
 	}
 	return nil
 }
+
+// Refuse reports a record that the caller refused before sending it (a
+// serialization failure, say) as the producer's own refusals are
+// reported: its hooks see it (so metrics count it by class), and the
+// returned Result carries err as a *SendError. Nothing is sent.
+func (p *Producer) Refuse(rec Record, err error) Result { return p.refuse(rec, err) }
 
 // refuse reports a record that never reached franz-go.
 func (p *Producer) refuse(rec Record, err error) Result {
@@ -214,6 +224,11 @@ func deliver(r *kgo.Record, err error) {
 		}
 	}
 	if err != nil {
+		if errors.Is(err, kgo.ErrAborting) {
+			if ce := p.watch.last.Load(); ce != nil {
+				err = ce
+			}
+		}
 		err = p.wrapCause(err)
 		res.Err = p.sendError(r.Topic, r.Partition, r.Key, err)
 		res.Offset = -1
@@ -389,7 +404,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 // readiness probes.
 func (p *Producer) Ping(ctx context.Context) error {
 	if err := p.cl.Ping(ctx); err != nil {
-		return fmt.Errorf("kprod: ping %s: %w", strings.Join(p.cfg.Brokers, ","), err)
+		return fmt.Errorf("kprod: ping %s (tls %v, sasl %v): %w", strings.Join(p.cfg.Brokers, ","), p.cfg.TLS, p.cfg.SASL, err)
 	}
 	return nil
 }
@@ -433,6 +448,7 @@ func (p *Producer) close(ctx context.Context) error {
 			zap.Int64("buffered_records", p.cl.BufferedProduceRecords()))
 	}
 	p.cl.Close()
+	p.watch.wg.Wait()
 	if p.outstanding.Load() == 0 {
 		p.drainOnce.Do(func() { close(p.drained) })
 	}

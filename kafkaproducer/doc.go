@@ -1,0 +1,36 @@
+// Package kafkaproducer is kprod's core: a validated configuration, a
+// Producer built on one franz-go client, four ways to send (Send,
+// SendAsync, SendBatch, TrySend) with a Result per record, and one error
+// classifier (Classify) that every other kprod package uses.
+//
+// Pick a preset, set the brokers, send:
+//
+//	cfg := presets.Reliable()
+//	cfg.Brokers = []string{"localhost:9092"}
+//	p, err := kafkaproducer.New(cfg)
+//	if err != nil { ... }                  // a *ConfigError names the setting
+//	defer p.Close(ctx)                     // flushes; hands back what it could not send
+//	res, err := p.Send(ctx, kafkaproducer.Record{Topic: "orders", Key: k, Value: v})
+//	switch kafkaproducer.Classify(err) { ... }
+//
+// # Guarantees
+//
+// Every record handed to a Producer ends in exactly one reported outcome:
+// a Result with an offset, or a Result whose Err is a *SendError naming the
+// record and classifying the cause. With Config.DeliveryTimeout set (every
+// preset sets it) that outcome arrives within the timeout even when the
+// whole cluster is gone. Close reports every record it could not deliver
+// in a *CloseError. Nothing is dropped silently.
+//
+// Idempotence is on unless disabled: retries after lost answers do not
+// duplicate records. A record failed by the delivery timeout or by the
+// caller's context after it was sent is ambiguous (ClassTimeout,
+// ClassCanceled): it may have been written.
+//
+// # Concurrency
+//
+// A Producer is safe for concurrent use by any number of goroutines.
+// SendAsync and TrySend callbacks, and Hooks, run on franz-go's promise
+// goroutine one at a time; they must not block. Config values are plain
+// data and may be copied freely.
+package kafkaproducer
