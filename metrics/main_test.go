@@ -1,0 +1,105 @@
+package metrics_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
+
+	"github.com/kprod/kprod/kafkaproducer"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// newProducer builds a producer on kfake with cfg and closes it at test
+// end.
+func newProducer(t testing.TB, cfg kafkaproducer.Config, c *kfake.Cluster) *kafkaproducer.Producer {
+	t.Helper()
+	cfg.Brokers = c.ListenAddrs()
+	p, err := kafkaproducer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p
+}
+
+func rec(topic string, i int) kafkaproducer.Record {
+	return kafkaproducer.Record{
+		Topic: topic,
+		Key:   fmt.Appendf(nil, "key-%d", i%13),
+		Value: fmt.Appendf(nil, "value-%d-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i),
+	}
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// sample is one scraped series: a counter or gauge value, or a
+// histogram's count and sum.
+type sample struct {
+	value float64
+	count uint64
+	sum   float64
+	found bool
+}
+
+// scrape gathers g and returns the series of family name whose labels
+// include every pair in want (pairs given as "k", "v", ...), summed over
+// all matching series.
+func scrape(t testing.TB, g prometheus.Gatherer, name string, want ...string) sample {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var s sample
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if !hasLabels(m, want) {
+				continue
+			}
+			s.found = true
+			switch {
+			case m.Counter != nil:
+				s.value += m.Counter.GetValue()
+			case m.Gauge != nil:
+				s.value += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				s.count += m.Histogram.GetSampleCount()
+				s.sum += m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return s
+}
+
+func hasLabels(m *dto.Metric, want []string) bool {
+	for i := 0; i+1 < len(want); i += 2 {
+		ok := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == want[i] && lp.GetValue() == want[i+1] {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
