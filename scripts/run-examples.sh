@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds every examples/* program and runs it with no arguments (each starts
+# an embedded kfake cluster and must exit 0 within its time limit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+status=0
+for dir in examples/*/; do
+	name=$(basename "$dir")
+	go build -o "$bin/$name" "./$dir"
+	start=$(date +%s)
+	if out=$(timeout 60 "$bin/$name" 2>&1); then
+		echo "example $name: ok ($(( $(date +%s) - start ))s)"
+	else
+		echo "example $name: FAILED"
+		echo "$out" | tail -30
+		status=1
+	fi
+done
+exit $status
