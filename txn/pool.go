@@ -1,0 +1,257 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/kprod/kprod/kafkaproducer"
+	"go.uber.org/zap"
+)
+
+// Pool runs many transactions at once, one per transactional producer.
+// Its members have the IDs "<prefix>-0" to "<prefix>-<size-1>" and are
+// built on first use. A member that is fenced or broken is closed and
+// replaced by a new instance with the same ID (whose initialisation
+// fences any zombie), so the set of IDs stays bounded and stable across
+// restarts. Use a prefix unique to this process instance (for example
+// the pod name): two live pools with the same prefix keep fencing each
+// other.
+//
+// A Pool is safe for concurrent use.
+type Pool struct {
+	cfg    kafkaproducer.Config
+	prefix string
+	opts   []Option
+	log    *zap.Logger
+
+	idle  chan *Producer // members ready for a transaction
+	slots chan int       // member numbers with no live producer
+	done  chan struct{}  // closed when Close starts
+
+	mu      sync.Mutex // guards closing, busy and the Add side of running
+	closing bool
+	busy    map[*Producer]struct{} // members lent to a Run
+	running sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewPool builds a pool of at most size transactional producers from cfg
+// (whose TransactionalID must be empty). opts apply to every member. No
+// producer is built until the first Run; call Warm to build them all now
+// and fail fast on a bad configuration or ACL.
+func NewPool(cfg kafkaproducer.Config, prefix string, size int, opts ...Option) (*Pool, error) {
+	if prefix == "" {
+		return nil, &kafkaproducer.ConfigError{Field: "prefix", Reason: "empty transactional id prefix"}
+	}
+	if size <= 0 {
+		return nil, &kafkaproducer.ConfigError{Field: "size", Reason: fmt.Sprintf("pool size %d: need at least 1", size)}
+	}
+	if cfg.TransactionalID != "" {
+		return nil, &kafkaproducer.ConfigError{Field: "TransactionalID", Reason: "set by the pool as <prefix>-<n>: leave it empty"}
+	}
+	vc := cfg
+	vc.TransactionalID = prefix + "-0"
+	if err := vc.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p := &Pool{
+		cfg:    cfg,
+		prefix: prefix,
+		opts:   opts,
+		log:    log.Named("kprod.txn.pool").With(zap.String("prefix", prefix)),
+		idle:   make(chan *Producer, size),
+		slots:  make(chan int, size),
+		done:   make(chan struct{}),
+		busy:   make(map[*Producer]struct{}),
+	}
+	for i := range size {
+		p.slots <- i
+	}
+	return p, nil
+}
+
+// ID returns member n's transactional ID.
+func (p *Pool) ID(n int) string { return fmt.Sprintf("%s-%d", p.prefix, n) }
+
+// Size returns the pool's maximum number of members.
+func (p *Pool) Size() int { return cap(p.slots) }
+
+// Warm builds every member that does not exist yet, returning the first
+// error (members built so far stay in the pool).
+func (p *Pool) Warm(ctx context.Context) error {
+	if !p.enter() {
+		return ErrPoolClosed
+	}
+	defer p.running.Done()
+	var got []*Producer
+	defer func() {
+		for _, m := range got {
+			p.put(m)
+		}
+	}()
+	for {
+		select {
+		case n := <-p.slots:
+			m, err := p.build(n)
+			if err != nil {
+				return err
+			}
+			got = append(got, m)
+		default:
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Pool) build(n int) (*Producer, error) {
+	m, err := New(p.cfg, p.ID(n), p.opts...)
+	if err != nil {
+		p.slots <- n
+		return nil, err
+	}
+	m.slot = n
+	return m, nil
+}
+
+// get takes an idle member, or builds one in a free slot, waiting while
+// all members are busy.
+func (p *Pool) get(ctx context.Context) (*Producer, error) {
+	select {
+	case m := <-p.idle:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-p.idle:
+		return m, nil
+	case n := <-p.slots:
+		return p.build(n)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.done:
+		return nil, ErrPoolClosed
+	}
+}
+
+// put returns a member: a usable one goes back to idle; a fenced, broken
+// or closed one is closed and its slot freed for a replacement.
+func (p *Pool) put(m *Producer) {
+	if err := m.Err(); err != nil {
+		p.log.Warn("replacing transactional producer", zap.String("transactional_id", m.id), zap.Error(err))
+		closeMember(m)
+		p.slots <- m.slot
+		return
+	}
+	p.idle <- m
+}
+
+func closeMember(m *Producer) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.o.endTimeout)
+	defer cancel()
+	_ = m.Close(ctx)
+}
+
+// Run runs fn in a transaction on a free member, waiting while ctx allows
+// if all members are busy; see Producer.Run for the transaction's
+// semantics. A member fenced or broken during fn is replaced before the
+// next Run; the error still reports it (it matches kafkaproducer.ErrFenced
+// or ErrBroken) so the caller knows this transaction did not commit.
+func (p *Pool) Run(ctx context.Context, fn Func) error {
+	if !p.enter() {
+		return ErrPoolClosed
+	}
+	defer p.running.Done()
+
+	m, err := p.get(ctx)
+	if err != nil {
+		return fmt.Errorf("kprod: transaction pool %q: %w", p.prefix, err)
+	}
+	p.mu.Lock()
+	p.busy[m] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.busy, m)
+		p.mu.Unlock()
+		p.put(m)
+	}()
+	return m.Run(ctx, fn)
+}
+
+// enter registers a caller that may hold members, unless closing began.
+func (p *Pool) enter() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	p.running.Add(1)
+	return true
+}
+
+// Close stops new Runs (they fail with ErrPoolClosed), lets running ones
+// finish while ctx allows (then cancels them: their transactions abort),
+// and closes every member. It is idempotent.
+func (p *Pool) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closing = true
+		p.mu.Unlock()
+		close(p.done)
+		finished := make(chan struct{})
+		go func() {
+			p.running.Wait()
+			close(finished)
+		}()
+		select {
+		case <-finished:
+		case <-ctx.Done():
+			// Abort what is still running: closing a busy member
+			// cancels its transaction and waits for the abort.
+			p.log.Warn("close: transactions still running; aborting them")
+			p.closeBusy()
+			<-finished
+		}
+		var errs []error
+		for {
+			select {
+			case m := <-p.idle:
+				if err := m.Close(ctx); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			default:
+			}
+			break
+		}
+		p.closeErr = errors.Join(errs...)
+	})
+	return p.closeErr
+}
+
+// closeBusy closes the members lent to Runs, which aborts their
+// transactions.
+func (p *Pool) closeBusy() {
+	p.mu.Lock()
+	busy := make([]*Producer, 0, len(p.busy))
+	for m := range p.busy {
+		busy = append(busy, m)
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, m := range busy {
+		wg.Go(func() { closeMember(m) })
+	}
+	wg.Wait()
+}

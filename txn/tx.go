@@ -1,0 +1,139 @@
+package txn
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kprod/kprod/kafkaproducer"
+)
+
+// sendFunc hands one record to a producer: it returns an error when the
+// record is refused outright (cb is then not called), otherwise cb gets
+// the record's outcome exactly once.
+type sendFunc func(ctx context.Context, rec kafkaproducer.Record, cb func(kafkaproducer.Result)) error
+
+// Tx is one open transaction, handed to the function given to Run. Every
+// record sent through it, to any topics and partitions, becomes visible
+// to read_committed consumers together when the transaction commits, or
+// never. A Tx is valid only until that function returns; later sends fail
+// with ErrTxnDone. It is safe for concurrent use by goroutines the
+// function starts, as long as they finish before it returns.
+//
+// Tx has the same Send, SendAsync and SendBatch as
+// *kafkaproducer.Producer (it satisfies kafkaproducer.RecordSender), so
+// kafkaproducer.NewTyped(tx, keys, values) gives typed sends inside the
+// transaction, and code written against that interface works both inside
+// and outside one. A record a typed wrapper refuses (a serialization
+// failure) never reaches the Tx: return that error from the function so
+// the transaction aborts.
+type Tx struct {
+	id   string
+	send sendFunc
+
+	mu     sync.Mutex // guards sealed and the Add side of wg
+	sealed bool
+	wg     sync.WaitGroup
+
+	records  atomic.Int64
+	firstErr atomic.Pointer[error]
+}
+
+func newTx(id string, send sendFunc) *Tx {
+	return &Tx{id: id, send: send}
+}
+
+// TransactionalID returns the producer's transactional ID.
+func (t *Tx) TransactionalID() string { return t.id }
+
+// Records returns how many records were handed to the transaction so far.
+func (t *Tx) Records() int64 { return t.records.Load() }
+
+// Err returns the first record failure in this transaction, or nil. Any
+// failure dooms the transaction: Run aborts it even if the function
+// ignores the error.
+func (t *Tx) Err() error {
+	if p := t.firstErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (t *Tx) fail(err error) {
+	t.firstErr.CompareAndSwap(nil, &err)
+}
+
+// Send sends one record in the transaction and waits until the broker has
+// it (written, but invisible to read_committed consumers until commit).
+// The error, if any, is a *kafkaproducer.SendError; any error also dooms
+// the transaction. ctx bounds the wait as in kafkaproducer.Producer.Send.
+func (t *Tx) Send(ctx context.Context, rec kafkaproducer.Record) (kafkaproducer.Result, error) {
+	done := make(chan kafkaproducer.Result, 1)
+	if err := t.SendAsync(ctx, rec, func(r kafkaproducer.Result) { done <- r }); err != nil {
+		return kafkaproducer.Result{Record: rec, Partition: -1, Offset: -1, Err: err}, err
+	}
+	r := <-done
+	return r, r.Err
+}
+
+// SendAsync sends one record in the transaction without waiting; cb (which
+// may be nil) gets its outcome on franz-go's promise goroutine and must not
+// block. Run waits for every outstanding record before it commits, so the
+// function may return without waiting for callbacks. A refused record
+// returns an error (cb is not called) and dooms the transaction.
+func (t *Tx) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb func(kafkaproducer.Result)) error {
+	t.mu.Lock()
+	if t.sealed {
+		t.mu.Unlock()
+		err := &kafkaproducer.SendError{Topic: rec.Topic, Partition: -1, Key: rec.Key, Class: kafkaproducer.ClassClosed, Err: ErrTxnDone}
+		return err
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	t.records.Add(1)
+	err := t.send(ctx, rec, func(r kafkaproducer.Result) {
+		if r.Err != nil {
+			t.fail(r.Err)
+		}
+		if cb != nil {
+			cb(r)
+		}
+		t.wg.Done()
+	})
+	if err != nil {
+		t.fail(err)
+		t.wg.Done()
+	}
+	return err
+}
+
+// SendBatch sends records in the transaction and waits for all of them,
+// returning one Result per record in order. Any failure dooms the
+// transaction.
+func (t *Tx) SendBatch(ctx context.Context, recs []kafkaproducer.Record) kafkaproducer.Results {
+	out := make(kafkaproducer.Results, len(recs))
+	var wg sync.WaitGroup
+	for i := range recs {
+		wg.Add(1)
+		if err := t.SendAsync(ctx, recs[i], func(r kafkaproducer.Result) {
+			out[i] = r
+			wg.Done()
+		}); err != nil {
+			out[i] = kafkaproducer.Result{Record: recs[i], Partition: -1, Offset: -1, Err: err}
+			wg.Done()
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// seal refuses further sends.
+func (t *Tx) seal() {
+	t.mu.Lock()
+	t.sealed = true
+	t.mu.Unlock()
+}
+
+// wait blocks until every record handed to the transaction has its
+// outcome. Call it after seal, once the records are flushed or aborted.
+func (t *Tx) wait() { t.wg.Wait() }
