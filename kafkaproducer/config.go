@@ -266,6 +266,9 @@ func (c Config) Validate() error {
 	if c.MetadataMaxAge != 0 && c.MetadataMinAge > c.MetadataMaxAge {
 		return cfgErr("MetadataMinAge/MetadataMaxAge", "MetadataMinAge %v exceeds MetadataMaxAge %v: lower MetadataMinAge", c.MetadataMinAge, c.MetadataMaxAge)
 	}
+	if c.DeliveryTimeout > 0 && c.DeliveryTimeout < time.Second {
+		return cfgErr("DeliveryTimeout", "%v is below franz-go's 1s minimum (0 means no bound)", c.DeliveryTimeout)
+	}
 	if c.DeliveryTimeout > 0 {
 		linger := c.Linger
 		switch linger {

@@ -35,6 +35,9 @@ func TestValidateRejects(t *testing.T) {
 		{"negative linger", func(c *kafkaproducer.Config) { c.Linger = -time.Second }, "Linger", "negative"},
 		{"absurd linger", func(c *kafkaproducer.Config) { c.Linger = time.Hour }, "Linger", "limit"},
 		{"negative delivery timeout", func(c *kafkaproducer.Config) { c.DeliveryTimeout = -1 }, "DeliveryTimeout", "negative"},
+		{"delivery below a second", func(c *kafkaproducer.Config) {
+			c.DeliveryTimeout, c.RequestTimeout, c.Linger = 500*time.Millisecond, 100*time.Millisecond, kafkaproducer.NoLinger
+		}, "DeliveryTimeout", "1s minimum"},
 		{"delivery below request", func(c *kafkaproducer.Config) {
 			c.DeliveryTimeout, c.RequestTimeout = 5*time.Second, 30*time.Second
 		}, "DeliveryTimeout/RequestTimeout", "raise DeliveryTimeout"},

@@ -88,6 +88,10 @@ var (
 	// ErrDeliveryTimeout wraps a record that was not acknowledged within
 	// Config.DeliveryTimeout or its retries.
 	ErrDeliveryTimeout = errors.New("kprod: delivery timed out")
+	// ErrStaleTimestamp refuses a record whose Timestamp is already
+	// older than Config.DeliveryTimeout (franz-go measures the timeout
+	// from the timestamp, so it could never be sent).
+	ErrStaleTimestamp = errors.New("kprod: record timestamp older than the delivery timeout")
 	// ErrNoTopic is returned for a record without a topic.
 	ErrNoTopic = errors.New("kprod: record has no topic")
 	// ErrPartitionRequired is returned when the manual partitioner gets
@@ -174,7 +178,7 @@ func classify(err error) Class {
 		return ClassRetriable
 	case errors.Is(err, ErrDeliveryTimeout), errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
 		return ClassTimeout
-	case errors.Is(err, ErrNoTopic), errors.Is(err, ErrPartitionRequired), errors.Is(err, ErrBadPartition):
+	case errors.Is(err, ErrNoTopic), errors.Is(err, ErrPartitionRequired), errors.Is(err, ErrBadPartition), errors.Is(err, ErrStaleTimestamp):
 		return ClassBadInput
 	case errors.Is(err, kgo.ErrAborting):
 		return ClassAbortable

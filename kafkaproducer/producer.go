@@ -122,6 +122,11 @@ func (p *Producer) check(rec *Record) error {
 		return fmt.Errorf("%w: %d is negative", ErrBadPartition, rec.Partition)
 	case p.manual && !rec.PartitionSet:
 		return ErrPartitionRequired
+	case p.cfg.DeliveryTimeout > 0 && !rec.Timestamp.IsZero() && time.Since(rec.Timestamp) >= p.cfg.DeliveryTimeout:
+		// franz-go measures the delivery timeout from the record's
+		// timestamp: this record would time out before being sent.
+		return fmt.Errorf("%w: timestamp %s is older than DeliveryTimeout %v; leave Timestamp zero, carry the original time in a header, or raise DeliveryTimeout",
+			ErrStaleTimestamp, rec.Timestamp.Format(time.RFC3339Nano), p.cfg.DeliveryTimeout)
 	}
 	return nil
 }
@@ -228,6 +233,12 @@ func deliver(r *kgo.Record, err error) {
 			if ce := p.watch.last.Load(); ce != nil {
 				err = ce
 			}
+		}
+		// franz-go fails a record whose delivery timeout passed while
+		// waiting on an unreachable cluster with the last connection
+		// error; say that it timed out.
+		if p.cfg.DeliveryTimeout > 0 && res.Latency >= p.cfg.DeliveryTimeout && classify(err) == ClassRetriable {
+			err = fmt.Errorf("%w after %v: %w", ErrDeliveryTimeout, res.Latency.Round(time.Millisecond), err)
 		}
 		err = p.wrapCause(err)
 		res.Err = p.sendError(r.Topic, r.Partition, r.Key, err)

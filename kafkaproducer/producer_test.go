@@ -207,6 +207,10 @@ func TestExplicitPartition(t *testing.T) {
 	if !errors.Is(err, kafkaproducer.ErrNoTopic) {
 		t.Fatalf("no topic: %v", err)
 	}
+	old := kafkaproducer.Record{Topic: "orders", Timestamp: time.Now().Add(-time.Hour)}.AtPartition(0)
+	if _, err = p.Send(ctx, old); !errors.Is(err, kafkaproducer.ErrStaleTimestamp) || kafkaproducer.Classify(err) != kafkaproducer.ClassBadInput {
+		t.Fatalf("timestamp older than the delivery timeout: %v", err)
+	}
 	if err := p.SendAsync(ctx, kafkaproducer.Record{}, func(kafkaproducer.Result) { t.Error("callback for a refused record") }); !errors.Is(err, kafkaproducer.ErrNoTopic) {
 		t.Fatalf("SendAsync no topic: %v", err)
 	}
@@ -454,7 +458,7 @@ func TestOutageEndsEveryRecord(t *testing.T) {
 		if err := p.SendAsync(context.Background(), rec("orders", i), func(r kafkaproducer.Result) {
 			defer done.Done()
 			last.Store(int64(time.Since(start)))
-			if r.Err != nil && kafkaproducer.IsRetriable(r.Err) {
+			if errors.Is(r.Err, kafkaproducer.ErrDeliveryTimeout) && r.Class() == kafkaproducer.ClassTimeout {
 				timeouts.Add(1)
 			}
 		}); err != nil {
@@ -468,8 +472,8 @@ func TestOutageEndsEveryRecord(t *testing.T) {
 	case <-time.After(cfg.DeliveryTimeout + 20*time.Second):
 		t.Fatalf("records still pending %v after the outage began", cfg.DeliveryTimeout+20*time.Second)
 	}
-	t.Logf("all %d records ended %v after the outage began (%d retriable/timeout)", n, time.Duration(last.Load()).Round(time.Millisecond), timeouts.Load())
+	t.Logf("all %d records ended %v after the outage began (%d as ErrDeliveryTimeout)", n, time.Duration(last.Load()).Round(time.Millisecond), timeouts.Load())
 	if timeouts.Load() != n {
-		t.Errorf("%d of %d records failed as timeout/retriable", timeouts.Load(), n)
+		t.Errorf("%d of %d records failed with ErrDeliveryTimeout", timeouts.Load(), n)
 	}
 }

@@ -20,7 +20,9 @@ type Record struct {
 	Value   []byte // nil is a tombstone on compacted topics
 	Headers []Header
 	// Timestamp is the record's time; zero means the time of the send.
-	// Kafka stores milliseconds.
+	// Kafka stores milliseconds. franz-go measures Config.DeliveryTimeout
+	// from it, so a record stamped earlier than that is refused with
+	// ErrStaleTimestamp (ClassBadInput) rather than timing out unsent.
 	Timestamp time.Time
 	// Partition is used only when PartitionSet is true: the record then
 	// goes to exactly this partition, whatever the partitioner.
