@@ -1,0 +1,214 @@
+package dlq
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/kprod/kprod/kafkaproducer"
+)
+
+// kprod's dead-letter headers. Every value is UTF-8 text, so kcat and any
+// client can print them. See docs/deadletter.md.
+const (
+	// HeaderOriginalTopic: the topic the application sent the record to.
+	HeaderOriginalTopic = "kprod-dlt-original-topic"
+	// HeaderOriginalPartition: the partition it was assigned, in decimal;
+	// absent when it never got one.
+	HeaderOriginalPartition = "kprod-dlt-original-partition"
+	// HeaderErrorClass: kafkaproducer.Class name ("bad_input", "timeout", ...).
+	HeaderErrorClass = "kprod-dlt-error-class"
+	// HeaderError: the error message, at most 1024 bytes.
+	HeaderError = "kprod-dlt-error"
+	// HeaderFailedAt: failure time, RFC 3339 with nanoseconds, UTC.
+	HeaderFailedAt = "kprod-dlt-failed-at"
+	// HeaderAttempts: how many times kprod sent the record before giving
+	// up, in decimal (franz-go's internal retries are one attempt; 0
+	// means it never reached Kafka: open breaker, refused input).
+	HeaderAttempts = "kprod-dlt-attempts"
+	// HeaderClientID: the producer's client ID.
+	HeaderClientID = "kprod-dlt-client-id"
+	// HeaderOriginalTimestamp: the record's own timestamp (Unix ms,
+	// decimal) on dead letters and replayed records, which Kafka stamps
+	// with the time they are sent (see docs/deadletter.md for why).
+	HeaderOriginalTimestamp = "kprod-original-timestamp"
+)
+
+// Spring Kafka's dead-letter headers (KafkaHeaders.DLT_*, as written by
+// DeadLetterPublishingRecoverer), added with Config.SpringHeaders. Binary
+// values are big-endian, as Java's ByteBuffer writes them.
+const (
+	SpringOriginalTopic         = "kafka_dlt-original-topic"          // UTF-8
+	SpringOriginalPartition     = "kafka_dlt-original-partition"      // 4-byte int; -1 if never assigned
+	SpringOriginalOffset        = "kafka_dlt-original-offset"         // 8-byte long; -1: the record was never written
+	SpringOriginalTimestamp     = "kafka_dlt-original-timestamp"      // 8-byte long, Unix ms
+	SpringOriginalTimestampType = "kafka_dlt-original-timestamp-type" // "CreateTime"
+	SpringExceptionFQCN         = "kafka_dlt-exception-fqcn"          // Go type of the error, "pkgpath.Type"
+	SpringExceptionCauseFQCN    = "kafka_dlt-exception-cause-fqcn"    // Go type of the innermost cause
+	SpringExceptionMessage      = "kafka_dlt-exception-message"       // UTF-8
+)
+
+const maxErrHeader = 1024
+
+// idGen makes record IDs: 8 random bytes per producer, then a counter.
+// Unique within a producer by construction and across producers with
+// overwhelming probability; cheap enough for every record.
+type idGen struct {
+	prefix [8]byte
+	n      atomic.Uint64
+}
+
+func newIDGen() *idGen {
+	g := &idGen{}
+	_, _ = rand.Read(g.prefix[:])
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	g.n.Store(binary.BigEndian.Uint64(seed[:]) >> 16) // room before wrapping
+	return g
+}
+
+func (g *idGen) next() [16]byte {
+	var id [16]byte
+	copy(id[:8], g.prefix[:])
+	binary.BigEndian.PutUint64(id[8:], g.n.Add(1))
+	return id
+}
+
+// ParseRecordID decodes a record-ID header value (32 hex digits).
+func ParseRecordID(v []byte) ([16]byte, error) {
+	var id [16]byte
+	if len(v) != 32 {
+		return id, errors.New("kprod: record id: want 32 hex digits")
+	}
+	if _, err := hex.Decode(id[:], v); err != nil {
+		return id, errors.New("kprod: record id: not hex")
+	}
+	return id, nil
+}
+
+// RecordID returns rec's record ID from the header named name, or "".
+func RecordID(rec kafkaproducer.Record, name string) string {
+	for i := len(rec.Headers) - 1; i >= 0; i-- {
+		if rec.Headers[i].Key == name {
+			return string(rec.Headers[i].Value)
+		}
+	}
+	return ""
+}
+
+// withID returns rec carrying a record-ID header, reusing an existing one,
+// and the ID. The caller's header slice is never modified.
+func (d *Producer) withID(rec kafkaproducer.Record) (kafkaproducer.Record, [16]byte) {
+	if v := RecordID(rec, d.cfg.RecordIDHeader); v != "" {
+		if id, err := ParseRecordID([]byte(v)); err == nil {
+			return rec, id
+		}
+	}
+	id := d.ids.next()
+	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+1)
+	copy(hs, rec.Headers)
+	val := make([]byte, 32)
+	hex.Encode(val, id[:])
+	rec.Headers = append(hs, kafkaproducer.Header{Key: d.cfg.RecordIDHeader, Value: val})
+	return rec, id
+}
+
+// deadLetterRecord builds the dead-letter copy of a failed record.
+func (d *Producer) deadLetterRecord(it *item, failedAt time.Time) kafkaproducer.Record {
+	rec := it.rec
+	msg := it.cause.Error()
+	if len(msg) > maxErrHeader {
+		msg = msg[:maxErrHeader]
+	}
+	extra := 8
+	if d.cfg.SpringHeaders {
+		extra += 8
+	}
+	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+extra)
+	copy(hs, rec.Headers)
+	add := func(k string, v []byte) { hs = append(hs, kafkaproducer.Header{Key: k, Value: v}) }
+	add(HeaderOriginalTopic, []byte(rec.Topic))
+	if it.partition >= 0 {
+		add(HeaderOriginalPartition, strconv.AppendInt(nil, int64(it.partition), 10))
+	}
+	add(HeaderErrorClass, []byte(it.class.String()))
+	add(HeaderError, []byte(msg))
+	add(HeaderFailedAt, []byte(failedAt.UTC().Format(time.RFC3339Nano)))
+	add(HeaderAttempts, strconv.AppendUint(nil, uint64(it.attempts), 10))
+	add(HeaderClientID, []byte(d.clientID))
+	if !rec.Timestamp.IsZero() {
+		add(HeaderOriginalTimestamp, strconv.AppendInt(nil, rec.Timestamp.UnixMilli(), 10))
+	}
+	if d.cfg.SpringHeaders {
+		ts := rec.Timestamp
+		if ts.IsZero() {
+			ts = failedAt
+		}
+		add(SpringOriginalTopic, []byte(rec.Topic))
+		add(SpringOriginalPartition, binary.BigEndian.AppendUint32(nil, uint32(it.partition)))
+		add(SpringOriginalOffset, binary.BigEndian.AppendUint64(nil, ^uint64(0))) // -1: never written
+		add(SpringOriginalTimestamp, binary.BigEndian.AppendUint64(nil, uint64(ts.UnixMilli())))
+		add(SpringOriginalTimestampType, []byte("CreateTime"))
+		add(SpringExceptionFQCN, []byte(typeName(it.cause)))
+		add(SpringExceptionCauseFQCN, []byte(typeName(innermost(it.cause))))
+		add(SpringExceptionMessage, []byte(msg))
+	}
+	// No Timestamp: franz-go measures the delivery timeout from a
+	// record's timestamp, so a dead letter stamped with the original
+	// time (often older than DeliveryTimeout by now) would time out
+	// before it is sent. The original time is in the headers.
+	return kafkaproducer.Record{
+		Topic:   d.deadLetterTopic(rec.Topic),
+		Key:     rec.Key,
+		Value:   rec.Value,
+		Headers: hs,
+	}
+}
+
+func (d *Producer) deadLetterTopic(topic string) string {
+	return strings.ReplaceAll(d.cfg.DeadLetterTopic, "{topic}", topic)
+}
+
+// typeName is the Go analogue of a Java fully qualified class name:
+// "github.com/kprod/kprod/kafkaproducer.SendError".
+func typeName(err error) string {
+	if err == nil {
+		return ""
+	}
+	t := reflect.TypeOf(err)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.PkgPath() == "" || t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
+}
+
+// innermost follows single-error Unwrap chains to the root cause.
+func innermost(err error) error {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next := u.Unwrap()
+			if next == nil {
+				return err
+			}
+			err = next
+		case interface{ Unwrap() []error }:
+			errs := u.Unwrap()
+			if len(errs) == 0 {
+				return err
+			}
+			err = errs[len(errs)-1] // "%w: %w" puts the cause last
+		default:
+			return err
+		}
+	}
+}

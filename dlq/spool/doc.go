@@ -1,0 +1,26 @@
+// Package spool is kprod's durable on-disk spool: an append-only log of
+// records in segment files, each record framed with a magic number, its
+// length and a CRC-32C, written by one goroutine that batches concurrent
+// appends into one write and one fsync (group commit). Append returns
+// only once the record is on disk.
+//
+//	s, err := spool.Open("/var/lib/app/spool", spool.Options{MaxBytes: 1 << 30})
+//	err = s.Append(ctx, spool.Entry{Topic: "orders", Value: v})
+//	st, err := s.Drain(ctx, 1000, func(ctx context.Context, es []spool.Entry) []error { ... })
+//	s.Close()
+//
+// Files are created 0600 in a 0700 directory; a group- or world-writable
+// directory is refused, and a lock file keeps two processes apart. Open
+// checks every segment: a torn tail (a write cut by a crash) is cut, bytes
+// that fail their checksum and foreign files are moved to
+// dir/quarantine and reported by Recovery, good records are kept.
+// Options.MaxBytes bounds the disk used: Append fails with ErrFull beyond
+// it.
+//
+// Drain hands records out in the order they were appended and removes
+// each only after its send succeeded; progress is written after every
+// chunk, so a crash during a drain resends at most one chunk.
+//
+// A Spool is safe for concurrent use. The format is documented in
+// format.go and docs/deadletter.md.
+package spool
