@@ -8,12 +8,17 @@ STATICCHECK := $(BIN)/staticcheck
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all test unit examples lint vet staticcheck tidy-check cover bench demo integration clean
+# Nested modules: kafkatest (for users) and integration_test (kprod's own
+# black-box suite); they hold testcontainers so the core module never does.
+NESTED    := kafkatest integration_test
+
+.PHONY: all test unit examples integration lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean
 
 all: lint test
 
-## test: every unit test (race detector and goleak on), then every example.
-test: unit examples
+## test: every unit test (race detector and goleak on), every example, and
+## the integration suite (kfake in a container and in-process; kcat interop).
+test: unit examples integration
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(PKGS)
@@ -22,17 +27,33 @@ unit:
 examples:
 	bash scripts/run-examples.sh
 
-## lint: go vet, staticcheck (installed into ./bin from the Go module proxy), gofmt, go mod tidy check.
-lint: vet staticcheck fmt-check
+## integration: kafkatest and integration_test on every backend available (~1 min).
+integration:
+	bash scripts/integration.sh
+
+## lint: go vet, staticcheck (installed into ./bin from the Go module proxy),
+## gofmt, go mod tidy, and a check that the core never reaches container code.
+lint: vet staticcheck fmt-check tidy-check deps-check
 
 vet:
 	$(GO) vet $(PKGS)
+	for m in $(NESTED); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) $(PKGS)
+	for m in $(NESTED); do (cd $$m && $(STATICCHECK) ./...) || exit 1; done
+
+tidy-check:
+	$(GO) mod tidy -diff
+	for m in $(NESTED); do (cd $$m && $(GO) mod tidy -diff) || exit 1; done
+
+## deps-check: a service importing kprod never downloads docker or testcontainers code.
+deps-check:
+	@if $(GO) list -deps ./... | grep -E 'testcontainers|github.com/docker/|/kafkatest'; then echo "core imports container code"; exit 1; fi
+	@if $(GO) list -m all | grep -E 'testcontainers|github.com/docker/'; then echo "core module graph holds container modules"; exit 1; fi
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,435 @@
+package kafkatest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/docker/go-connections/nat"
+	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+	"github.com/testcontainers/testcontainers-go/modules/kafka"
+	"github.com/testcontainers/testcontainers-go/modules/redpanda"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// KfakeImageRepo is the repository of the locally built kfake-broker
+// image; its tag is a hash of the binary, so an unchanged broker is
+// never rebuilt. Remove old ones with
+// `docker image prune -a --filter label=org.kprod.kafkatest=kfake-broker`.
+const KfakeImageRepo = "kprod/kfake-broker"
+
+const (
+	labelKey      = "org.kprod.kafkatest"
+	kfakePkg      = "github.com/kprod/kprod/cmd/kfake-broker"
+	containerPort = nat.Port("9092/tcp")
+)
+
+// newDocker returns a client for the engine named by the environment
+// (DOCKER_HOST, or the default socket).
+func newDocker() (*client.Client, error) {
+	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+}
+
+// probeDocker checks within timeout that a Docker engine answers, so a
+// missing engine costs seconds, not testcontainers' retries (or its panic
+// when it finds no engine at all).
+func probeDocker(ctx context.Context, timeout time.Duration) error {
+	if os.Getenv("DOCKER_HOST") == "" {
+		if _, err := os.Stat("/var/run/docker.sock"); err != nil {
+			return errSkip("no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock is missing")
+		}
+	}
+	cli, err := newDocker()
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer cli.Close()
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := cli.Ping(pctx); err != nil {
+		return fmt.Errorf("no Docker engine answered within %v: %w", timeout, err)
+	}
+	return nil
+}
+
+// kfakeImage builds the kfake-broker image once per test process (every
+// cluster of the process shares it) and returns its tag. It is memoised
+// rather than rebuilt per test because linking the broker takes seconds.
+var kfakeImage = sync.OnceValues(func() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return buildKfakeImage(ctx)
+})
+
+// KfakeImage builds (or finds) the kfake-broker image and returns its
+// tag, "kprod/kfake-broker:<hash>". Start calls it; call it yourself to
+// build the image ahead of the tests, in a TestMain say.
+func KfakeImage() (string, error) { return kfakeImage() }
+
+func buildKfakeImage(ctx context.Context) (string, error) {
+	cli, err := newDocker()
+	if err != nil {
+		return "", err
+	}
+	defer cli.Close()
+	bin := os.Getenv(EnvKfakeBinary)
+	if bin == "" {
+		arch := runtime.GOARCH
+		if v, err := cli.ServerVersion(ctx); err == nil && v.Arch != "" {
+			arch = v.Arch
+		}
+		dir, err := os.MkdirTemp("", "kafkatest-kfake-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(dir)
+		bin = filepath.Join(dir, "kfake-broker")
+		if err := goBuild(ctx, bin, arch); err != nil {
+			return "", err
+		}
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", fmt.Errorf("read kfake-broker binary: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	tag := KfakeImageRepo + ":" + hex.EncodeToString(sum[:])[:16]
+	if _, err := cli.ImageInspect(ctx, tag); err == nil {
+		return tag, nil
+	}
+	buildCtx, err := imageContext(data)
+	if err != nil {
+		return "", err
+	}
+	resp, err := cli.ImageBuild(ctx, buildCtx, build.ImageBuildOptions{
+		Tags:        []string{tag},
+		Remove:      true,
+		ForceRemove: true,
+		Labels:      map[string]string{labelKey: "kfake-broker"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("docker build %s: %w", tag, err)
+	}
+	defer resp.Body.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
+		return "", fmt.Errorf("docker build %s: %w", tag, err)
+	}
+	return tag, nil
+}
+
+// goBuild compiles the static kfake-broker with the machine's go command.
+// It runs in the test's working directory, so the module that runs the
+// tests (which requires kprod through kafkatest) provides the source.
+func goBuild(ctx context.Context, out, arch string) error {
+	// go test puts its own toolchain first on the PATH.
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return errSkip("no go command on the PATH to build the kfake-broker image (set " + EnvKfakeBinary + " to a prebuilt binary)")
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-ldflags=-s -w", "-o", out, kfakePkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w: %s", kfakePkg, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// dockerfile is the whole image: one static binary, nothing to pull.
+const dockerfile = `FROM scratch
+COPY kfake-broker /kfake-broker
+ENTRYPOINT ["/kfake-broker"]
+`
+
+func imageContext(bin []byte) (io.Reader, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	files := []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"Dockerfile", 0o644, []byte(dockerfile)},
+		{"kfake-broker", 0o755, bin},
+	}
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago. The
+// container publishes its broker there for its whole life, so the
+// advertised address stays right across docker stop and start.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func publishOn(port int) testcontainers.CustomizeRequestOption {
+	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+		hc.PortBindings = nat.PortMap{containerPort: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}}
+	})
+}
+
+// containerized is a broker in a container.
+type containerized struct {
+	t           testing.TB
+	ctr         testcontainers.Container
+	docker      *client.Client
+	addrs       []string
+	restartable bool // the published port survives docker stop/start
+}
+
+func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config) (*containerized, error) {
+	tag, err := kfakeImage()
+	if err != nil {
+		return nil, fmt.Errorf("kfake-broker image: %w", err)
+	}
+	// The first build may take a while (it has its own bound); the
+	// start timeout is for starting the container.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.startTimeout)
+	defer cancel()
+	var lastErr error
+	for range 3 { // a port taken between freePort and docker run: try another
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		args := []string{
+			"-listen", "0.0.0.0:9092",
+			"-advertise", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			"-data-dir", "/data",
+			"-log-level", "warn",
+			"-partitions", strconv.Itoa(int(cfg.partitions)),
+		}
+		if len(cfg.topics) > 0 {
+			args = append(args, "-topics", strings.Join(cfg.topics, ","))
+		}
+		ctr, err := testcontainers.Run(ctx, tag,
+			testcontainers.WithCmd(args...),
+			testcontainers.WithExposedPorts(string(containerPort)),
+			publishOn(port),
+			testcontainers.WithLabels(map[string]string{labelKey: "kfake-broker"}),
+			testcontainers.WithWaitStrategy(wait.ForLog("kfake-broker listening on").WithStartupTimeout(30*time.Second)),
+			testcontainers.WithLogger(tclog.TestLogger(t)),
+		)
+		if err != nil {
+			lastErr = containerErr(err)
+			terminate(ctr)
+			if strings.Contains(err.Error(), "address already in use") || strings.Contains(err.Error(), "port is already allocated") {
+				continue
+			}
+			return nil, lastErr
+		}
+		return newContainerized(t, ctr, []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, true)
+	}
+	return nil, lastErr
+}
+
+// containerErr explains the failure everyone without a registry hits
+// first.
+func containerErr(err error) error {
+	if strings.Contains(err.Error(), "ryuk") || strings.Contains(err.Error(), "reaper") {
+		return fmt.Errorf("%w (the reaper image cannot be pulled: set TESTCONTAINERS_RYUK_DISABLED=true; kafkatest removes its containers itself)", err)
+	}
+	return err
+}
+
+func terminate(ctr testcontainers.Container) {
+	if ctr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = ctr.Terminate(ctx)
+}
+
+func newContainerized(t testing.TB, ctr testcontainers.Container, addrs []string, restartable bool) (*containerized, error) {
+	cli, err := newDocker()
+	if err != nil {
+		terminate(ctr)
+		return nil, err
+	}
+	return &containerized{t: t, ctr: ctr, docker: cli, addrs: addrs, restartable: restartable}, nil
+}
+
+func (c *containerized) brokers() []string { return c.addrs }
+
+func (c *containerized) stop(ctx context.Context) error {
+	if !c.restartable {
+		return fmt.Errorf("%w: this image's module publishes a new port on each start", ErrUnsupported)
+	}
+	timeout := 10 * time.Second
+	return c.ctr.Stop(ctx, &timeout)
+}
+
+func (c *containerized) start(ctx context.Context) error {
+	if !c.restartable {
+		return ErrUnsupported
+	}
+	return c.ctr.Start(ctx)
+}
+
+func (c *containerized) pause(ctx context.Context) error {
+	return c.docker.ContainerPause(ctx, c.ctr.GetContainerID())
+}
+
+func (c *containerized) unpause(ctx context.Context) error {
+	return c.docker.ContainerUnpause(ctx, c.ctr.GetContainerID())
+}
+
+func (c *containerized) close(ctx context.Context) error {
+	defer c.docker.Close()
+	id := c.ctr.GetContainerID()
+	if insp, err := c.docker.ContainerInspect(ctx, id); err == nil && insp.State != nil && insp.State.Paused {
+		_ = c.docker.ContainerUnpause(ctx, id)
+	}
+	if c.t.Failed() {
+		c.logTail(ctx, 40)
+	}
+	return c.ctr.Terminate(ctx)
+}
+
+// logTail copies the container's last lines into the test log.
+func (c *containerized) logTail(ctx context.Context, n int) {
+	rc, err := c.docker.ContainerLogs(ctx, c.ctr.GetContainerID(), container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+	c.t.Logf("kafkatest: last container log lines:\n%s", b)
+}
+
+// startImage runs a real broker image. The image must be local already or
+// pullable within ctx; a failed pull is reported at once (no retries).
+func startImage(ctx context.Context, t testing.TB, img string) (*containerized, error) {
+	if err := ensureImage(ctx, img); err != nil {
+		return nil, err
+	}
+	logger := testcontainers.WithLogger(tclog.TestLogger(t))
+	switch name := strings.ToLower(img); {
+	case strings.Contains(name, "redpanda"):
+		ctr, err := redpanda.Run(ctx, img, logger)
+		if err != nil {
+			terminate(ctr)
+			return nil, containerErr(err)
+		}
+		addr, err := ctr.KafkaSeedBroker(ctx)
+		if err != nil {
+			terminate(ctr)
+			return nil, err
+		}
+		return newContainerized(t, ctr, []string{addr}, false)
+	case strings.Contains(name, "confluent-local"):
+		ctr, err := kafka.Run(ctx, img, kafka.WithClusterID("kafkatest"), logger)
+		if err != nil {
+			terminate(ctr)
+			return nil, containerErr(err)
+		}
+		addrs, err := ctr.Brokers(ctx)
+		if err != nil {
+			terminate(ctr)
+			return nil, err
+		}
+		return newContainerized(t, ctr, addrs, false)
+	default:
+		return startApacheKafka(ctx, t, img, logger)
+	}
+}
+
+// startApacheKafka runs apache/kafka (or an image configured like it) as
+// a single KRaft node published on a fixed port, so it can be stopped and
+// started with its data.
+func startApacheKafka(ctx context.Context, t testing.TB, img string, logger testcontainers.ContainerCustomizer) (*containerized, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ctr, err := testcontainers.Run(ctx, img,
+		testcontainers.WithEnv(map[string]string{
+			"KAFKA_NODE_ID":                                  "1",
+			"KAFKA_PROCESS_ROLES":                            "broker,controller",
+			"KAFKA_LISTENERS":                                "PLAINTEXT://:9092,CONTROLLER://:9093",
+			"KAFKA_ADVERTISED_LISTENERS":                     "PLAINTEXT://" + addr,
+			"KAFKA_CONTROLLER_LISTENER_NAMES":                "CONTROLLER",
+			"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP":           "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+			"KAFKA_CONTROLLER_QUORUM_VOTERS":                 "1@localhost:9093",
+			"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         "1",
+			"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+			"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            "1",
+			"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS":         "0",
+			"KAFKA_NUM_PARTITIONS":                           "3",
+		}),
+		testcontainers.WithExposedPorts(string(containerPort)),
+		publishOn(port),
+		testcontainers.WithLabels(map[string]string{labelKey: "image"}),
+		testcontainers.WithWaitStrategy(wait.ForLog("Kafka Server started").WithStartupTimeout(2*time.Minute)),
+		logger,
+	)
+	if err != nil {
+		terminate(ctr)
+		return nil, containerErr(err)
+	}
+	return newContainerized(t, ctr, []string{addr}, true)
+}
+
+// ensureImage pulls img unless the engine has it, once and within ctx.
+func ensureImage(ctx context.Context, img string) error {
+	cli, err := newDocker()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if _, err := cli.ImageInspect(ctx, img); err == nil {
+		return nil
+	}
+	rc, err := cli.ImagePull(ctx, img, image.PullOptions{})
+	if err != nil {
+		return fmt.Errorf("image %s is not local and cannot be pulled: %w", img, err)
+	}
+	defer rc.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil); err != nil {
+		return fmt.Errorf("pull %s: %w", img, err)
+	}
+	if _, err := cli.ImageInspect(ctx, img); err != nil {
+		return errors.Join(fmt.Errorf("pull %s: image still missing", img), err)
+	}
+	return nil
+}
