@@ -134,14 +134,16 @@ type Config struct {
 	MaxBufferedBytes int
 
 	// DeliveryTimeout bounds how long a record may take from Send to
-	// acknowledgement, retries included (Kafka's delivery.timeout.ms).
+	// acknowledgement, retries included (Kafka's delivery.timeout.ms),
+	// measured from the record's Timestamp.
 	// Past it the record fails with a timeout-class error. Zero means no
 	// bound: with idempotence on, a record already sent to a broker that
 	// then dies stays buffered until that broker answers. With a non-zero
 	// DeliveryTimeout kprod lets franz-go fail such in-flight records
 	// (AllowIdempotentProduceCancellation): their outcome is ambiguous,
-	// which ErrDeliveryTimeout's class (ClassTimeout) says. Must be at
-	// least Linger + RequestTimeout.
+	// which ErrDeliveryTimeout's class (ClassTimeout) says. Transactional
+	// producers never cancel in-flight records (an abort does that
+	// safely). At least 1s and at least Linger + RequestTimeout.
 	DeliveryTimeout time.Duration
 	// RequestTimeout is how long a broker may take to answer a produce
 	// request (Kafka's request.timeout.ms for produce). Zero means 10s.
@@ -152,9 +154,10 @@ type Config struct {
 	Retries int
 	// RetryBackoff is the wait between retries.
 	RetryBackoff Backoff
-	// MaxInFlight caps produce requests in flight per broker. Zero means
-	// 5 with idempotence (its maximum, which still keeps order) and 1
-	// without (more than one can reorder records on retry).
+	// MaxInFlight caps produce requests in flight per broker. With
+	// idempotence franz-go always keeps 5 (the most that stays ordered and
+	// deduplicated), so only 0 or 5 is accepted; without it, zero means 1
+	// (more than one can reorder records on retry).
 	MaxInFlight int
 
 	// Partitioner chooses partitions. Zero means PartitionerJava.
@@ -303,8 +306,8 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 0 {
 		return cfgErr("MaxInFlight", "%d is negative", c.MaxInFlight)
 	}
-	if idem && c.MaxInFlight > maxIdempotentFly {
-		return cfgErr("MaxInFlight/DisableIdempotence", "idempotence allows at most %d requests in flight but MaxInFlight is %d: lower MaxInFlight or set DisableIdempotence", maxIdempotentFly, c.MaxInFlight)
+	if idem && c.MaxInFlight != 0 && c.MaxInFlight != maxIdempotentFly {
+		return cfgErr("MaxInFlight/DisableIdempotence", "with idempotence franz-go keeps exactly %d requests in flight (ordered and deduplicated) but MaxInFlight is %d: set MaxInFlight to 0 or %d, or set DisableIdempotence", maxIdempotentFly, c.MaxInFlight, maxIdempotentFly)
 	}
 	if c.TransactionalID != "" && !idem {
 		return cfgErr("TransactionalID/DisableIdempotence", "transactions require idempotence: unset DisableIdempotence or TransactionalID")

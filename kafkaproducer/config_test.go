@@ -44,7 +44,8 @@ func TestValidateRejects(t *testing.T) {
 		{"tiny batch", func(c *kafkaproducer.Config) { c.BatchMaxBytes = 100 }, "BatchMaxBytes", "outside 512"},
 		{"negative buffered", func(c *kafkaproducer.Config) { c.MaxBufferedRecords = -1 }, "MaxBufferedRecords", "outside"},
 		{"buffer below batch", func(c *kafkaproducer.Config) { c.MaxBufferedBytes, c.BatchMaxBytes = 1000, 4096 }, "MaxBufferedBytes/BatchMaxBytes", "smaller than one batch"},
-		{"in flight with idempotence", func(c *kafkaproducer.Config) { c.MaxInFlight = 10 }, "MaxInFlight/DisableIdempotence", "at most 5"},
+		{"in flight with idempotence", func(c *kafkaproducer.Config) { c.MaxInFlight = 10 }, "MaxInFlight/DisableIdempotence", "exactly 5"},
+		{"in flight below five with idempotence", func(c *kafkaproducer.Config) { c.MaxInFlight = 1 }, "MaxInFlight/DisableIdempotence", "set DisableIdempotence"},
 		{"negative retries", func(c *kafkaproducer.Config) { c.Retries = -3 }, "Retries", "negative"},
 		{"backoff inverted", func(c *kafkaproducer.Config) {
 			c.RetryBackoff = kafkaproducer.Backoff{Initial: time.Second, Max: time.Millisecond}

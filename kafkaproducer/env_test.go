@@ -25,7 +25,7 @@ func TestFromEnv(t *testing.T) {
 		"APP_ACKS":               "-1",
 		"APP_LINGER":             "15ms",
 		"APP_COMPRESSION":        "ZSTD",
-		"APP_MAX_IN_FLIGHT":      "3",
+		"APP_MAX_IN_FLIGHT":      "5",
 		"APP_TLS_CA_FILE":        "/etc/ca.pem",
 		"APP_SASL_MECHANISM":     "scram-sha-512",
 		"APP_SASL_USERNAME":      "svc",
@@ -37,7 +37,7 @@ func TestFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.Brokers, ",") != "k1:9092,k2:9092" || cfg.Linger != 15*time.Millisecond ||
-		cfg.Compression != kafkaproducer.CompressionZstd || cfg.MaxInFlight != 3 || cfg.Acks != kafkaproducer.AcksAll {
+		cfg.Compression != kafkaproducer.CompressionZstd || cfg.MaxInFlight != 5 || cfg.Acks != kafkaproducer.AcksAll {
 		t.Fatalf("overlay wrong:\n%s", cfg)
 	}
 	if cfg.TLS == nil || cfg.TLS.CAFile != "/etc/ca.pem" || cfg.SASL.Mechanism != kafkaproducer.SASLScramSHA512 || cfg.SASL.Password.Reveal() != secretPass {

@@ -139,6 +139,25 @@ func (e *SendError) Error() string {
 
 func (e *SendError) Unwrap() error { return e.Err }
 
+// ClassError gives an error an explicit Class, for code outside kprod
+// whose errors the classifier cannot know (a schema registry answering
+// 503 is retriable, say). Classify honours the outermost ClassError.
+type ClassError struct {
+	Class Class
+	Err   error
+}
+
+func (e *ClassError) Error() string { return e.Err.Error() }
+func (e *ClassError) Unwrap() error { return e.Err }
+
+// WithClass wraps err so that Classify returns c for it.
+func WithClass(c Class, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ClassError{Class: c, Err: err}
+}
+
 // Classify sorts err into a Class. It understands kprod's own errors,
 // franz-go's (kgo and kerr), context errors and network errors; anything
 // else is ClassFatal, because an error nobody anticipated should stop a
@@ -154,6 +173,13 @@ func Classify(err error) Class {
 	return classify(err)
 }
 
+func classify(err error) Class {
+	if ce, ok := errors.AsType[*ClassError](err); ok {
+		return ce.Class
+	}
+	return classifyCause(err)
+}
+
 // IsRetriable reports whether sending again may succeed: ClassRetriable,
 // ClassTimeout and ClassCanceled. For the latter two the first attempt may
 // also have been written, so a resend can duplicate.
@@ -166,7 +192,7 @@ func IsRetriable(err error) bool {
 	}
 }
 
-func classify(err error) Class {
+func classifyCause(err error) Class {
 	switch {
 	case errors.Is(err, ErrClosed), errors.Is(err, kgo.ErrClientClosed):
 		return ClassClosed

@@ -157,9 +157,21 @@ func (e explicitTopic) RequiresConsistency(r *kgo.Record) bool {
 
 func (e explicitTopic) Partition(r *kgo.Record, n int) int {
 	if r.Partition >= 0 {
-		return int(r.Partition)
+		return checkExplicit(r, n)
 	}
 	return e.tp.Partition(r, n)
+}
+
+// checkExplicit returns the record's explicit partition, noting on the
+// pending record when the topic does not have it (franz-go then fails the
+// record, and deliver reports ErrBadPartition).
+func checkExplicit(r *kgo.Record, n int) int {
+	if int(r.Partition) >= n {
+		if pd := pendingOf(r); pd != nil {
+			pd.partitions = n
+		}
+	}
+	return int(r.Partition)
 }
 
 type explicitBackup struct {
@@ -169,7 +181,7 @@ type explicitBackup struct {
 
 func (e explicitBackup) PartitionByBackup(r *kgo.Record, n int, it kgo.TopicBackupIter) int {
 	if r.Partition >= 0 {
-		return int(r.Partition)
+		return checkExplicit(r, n)
 	}
 	return e.bp.PartitionByBackup(r, n, it)
 }

@@ -89,6 +89,9 @@ type pending struct {
 	start    time.Time
 	explicit bool
 	cb       func(Result)
+	// partitions is set by the partitioner when an explicit partition
+	// is not in the topic (it holds the topic's partition count).
+	partitions int
 
 	// Send waits on wg and reads res; batch sends use batch and idx.
 	wg    sync.WaitGroup
@@ -139,17 +142,12 @@ func (p *Producer) Refuse(rec Record, err error) Result { return p.refuse(rec, e
 
 // refuse reports a record that never reached franz-go.
 func (p *Producer) refuse(rec Record, err error) Result {
-	res := Result{
-		Record:    rec,
-		Partition: -1,
-		Offset:    -1,
-		Err:       p.sendError(rec.Topic, -1, rec.Key, err),
-	}
+	res := FailedResult(rec, err)
 	p.runHooks(res)
 	return res
 }
 
-func (p *Producer) sendError(topic string, partition int32, key []byte, err error) error {
+func sendError(topic string, partition int32, key []byte, err error) error {
 	if se, ok := errors.AsType[*SendError](err); ok {
 		return se
 	}
@@ -201,48 +199,82 @@ func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record) {
 	}
 }
 
-// deliver is the single franz-go promise for every kprod record.
-func deliver(r *kgo.Record, err error) {
-	pd, ok := r.Context.(*pending)
-	if !ok {
-		pd = r.Context.Value(pendingKey{}).(*pending)
+// pendingOf finds the pending record behind a franz-go record (nil for a
+// record kprod did not send).
+func pendingOf(r *kgo.Record) *pending {
+	if r.Context == nil {
+		return nil
 	}
-	p := pd.p
+	if pd, ok := r.Context.(*pending); ok {
+		return pd
+	}
+	pd, _ := r.Context.Value(pendingKey{}).(*pending)
+	return pd
+}
+
+// ResultFor builds the Result kprod reports for a franz-go record and the
+// error its produce ended with, for code that drives a franz-go client
+// itself (a kgo.GroupTransactSession, say) but reports like a Producer:
+// a failure becomes a *SendError with its Class, and franz-go's timeout,
+// buffer-full and closed errors wrap kprod's sentinels. Hooks are not run.
+func ResultFor(r *kgo.Record, err error, latency time.Duration) Result {
 	res := Result{
 		Record: Record{
-			Topic:        r.Topic,
-			Key:          r.Key,
-			Value:        r.Value,
-			Headers:      r.Headers,
-			Timestamp:    r.Timestamp,
-			PartitionSet: pd.explicit,
+			Topic:     r.Topic,
+			Key:       r.Key,
+			Value:     r.Value,
+			Headers:   r.Headers,
+			Timestamp: r.Timestamp,
 		},
 		Partition: r.Partition,
 		Offset:    r.Offset,
 		Timestamp: r.Timestamp,
-		Latency:   time.Since(pd.start),
-	}
-	if pd.explicit {
-		res.Record.Partition = r.Partition
-		if err != nil && strings.HasPrefix(err.Error(), "invalid record partitioning choice") {
-			err = fmt.Errorf("%w: %d (%v)", ErrBadPartition, r.Partition, err)
-		}
+		Latency:   latency,
 	}
 	if err != nil {
-		if errors.Is(err, kgo.ErrAborting) {
+		res.Offset = -1
+		res.Err = sendError(r.Topic, r.Partition, r.Key, wrapCause(err))
+	}
+	return res
+}
+
+// FailedResult is the Result of a record refused before it was sent (by
+// code other than a Producer, which has Refuse): err becomes a
+// *SendError with its Class.
+func FailedResult(rec Record, err error) Result {
+	return Result{Record: rec, Partition: -1, Offset: -1, Err: sendError(rec.Topic, -1, rec.Key, err)}
+}
+
+// deliver is the single franz-go promise for every kprod record.
+func deliver(r *kgo.Record, err error) {
+	pd := pendingOf(r)
+	p := pd.p
+	latency := time.Since(pd.start)
+	if err != nil {
+		switch {
+		case pd.partitions > 0:
+			err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, pd.partitions, err)
+		case errors.Is(err, kgo.ErrAborting):
 			if ce := p.watch.last.Load(); ce != nil {
 				err = ce
 			}
 		}
 		// franz-go fails a record whose delivery timeout passed while
 		// waiting on an unreachable cluster with the last connection
-		// error; say that it timed out.
-		if p.cfg.DeliveryTimeout > 0 && res.Latency >= p.cfg.DeliveryTimeout && classify(err) == ClassRetriable {
-			err = fmt.Errorf("%w after %v: %w", ErrDeliveryTimeout, res.Latency.Round(time.Millisecond), err)
+		// error; say that it timed out. With unlimited retries nothing
+		// else fails a record with a retriable error (franz-go measures
+		// the timeout from the first record of a batch, so this record's
+		// own latency can fall just short of it).
+		if p.cfg.DeliveryTimeout > 0 && classify(err) == ClassRetriable && !errors.Is(err, kgo.ErrMaxBuffered) &&
+			(p.cfg.Retries == 0 || latency >= p.cfg.DeliveryTimeout) {
+			err = fmt.Errorf("%w after %v: %w", ErrDeliveryTimeout, latency.Round(time.Millisecond), err)
 		}
-		err = p.wrapCause(err)
-		res.Err = p.sendError(r.Topic, r.Partition, r.Key, err)
-		res.Offset = -1
+	}
+	res := ResultFor(r, err, latency)
+	if pd.explicit {
+		res.Record.Partition, res.Record.PartitionSet = r.Partition, true
+	}
+	if err != nil {
 		if p.closing.Load() {
 			p.mu.Lock()
 			p.undelivered = append(p.undelivered, res)
@@ -265,7 +297,7 @@ func deliver(r *kgo.Record, err error) {
 
 // wrapCause puts kprod's sentinel in front of franz-go's equivalent, so
 // callers match one error whatever produced it.
-func (p *Producer) wrapCause(err error) error {
+func wrapCause(err error) error {
 	switch {
 	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
 		return fmt.Errorf("%w: %w", ErrDeliveryTimeout, err)
@@ -459,7 +491,7 @@ func (p *Producer) close(ctx context.Context) error {
 			zap.Int64("buffered_records", p.cl.BufferedProduceRecords()))
 	}
 	p.cl.Close()
-	p.watch.wg.Wait()
+	p.watch.stop()
 	if p.outstanding.Load() == 0 {
 		p.drainOnce.Do(func() { close(p.drained) })
 	}

@@ -145,7 +145,7 @@ func (t *Typed[K, V]) Encode(rec TypedRecord[K, V]) (Record, error) {
 func serializeError(topic, side string, key []byte, err error) error {
 	class := ClassBadInput
 	switch c := Classify(err); c {
-	case ClassRetriable, ClassTimeout, ClassCanceled:
+	case ClassRetriable, ClassTimeout, ClassCanceled, ClassAuthorization:
 		class = c
 	}
 	return &SendError{
@@ -169,7 +169,7 @@ func (t *Typed[K, V]) refuse(rec Record, err error) Result {
 	if r, ok := t.s.(refuser); ok {
 		return r.Refuse(rec, err)
 	}
-	return Result{Record: rec, Partition: -1, Offset: -1, Err: err}
+	return FailedResult(rec, err)
 }
 
 // Send serializes rec and sends it as the sender's Send does, waiting for

@@ -164,7 +164,7 @@ func TestRunTransactional(t *testing.T) {
 
 func TestRunProducerProp(t *testing.T) {
 	out, err := runArgs(t, "--num-records", "2000", "--producer-prop", "compression=zstd", "--producer-prop", "linger.ms=1",
-		"--producer-prop", "MAX_IN_FLIGHT=1")
+		"--producer-prop", "IDEMPOTENCE=false", "--producer-prop", "MAX_IN_FLIGHT=1")
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}

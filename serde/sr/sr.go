@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -335,11 +336,30 @@ func (s *Serializer[T]) lookup(ctx context.Context, subject string, schema franz
 	}
 	if err != nil {
 		s.o.log.Warn("schema registry call failed", zap.String("op", op), zap.String("subject", subject), zap.Error(err))
-		return nil, fmt.Errorf("kprod: schema registry: %s subject %q: %w", op, subject, err)
+		return nil, fmt.Errorf("kprod: schema registry: %s subject %q: %w", op, subject, classifyRegistry(err))
 	}
 	s.o.log.Debug("schema resolved", zap.String("op", op), zap.String("subject", subject),
 		zap.Int("id", ss.ID), zap.Int("version", ss.Version), zap.Duration("took", s.o.now().Sub(start)))
 	return &subjectID{subject: subject, id: ss.ID, version: ss.Version}, nil
+}
+
+// classifyRegistry gives registry answers the class they deserve: a
+// registry that is overloaded or failing (429, 5xx) is retriable, one that
+// refuses our credentials (401, 403) is an authorization problem, and
+// every other answer (an unknown or incompatible schema) is left to be
+// bad input.
+func classifyRegistry(err error) error {
+	re, ok := errors.AsType[*franzsr.ResponseError](err)
+	if !ok {
+		return err
+	}
+	switch {
+	case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
+		return kafkaproducer.WithClass(kafkaproducer.ClassRetriable, err)
+	case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+		return kafkaproducer.WithClass(kafkaproducer.ClassAuthorization, err)
+	}
+	return err
 }
 
 var _ kafkaproducer.Serializer[int] = (*Serializer[int])(nil)

@@ -411,6 +411,8 @@ func TestRegistryFailures(t *testing.T) {
 		{"unregistered, lookup only", up.cl, []kprodsr.Option{kprodsr.WithAutoRegister(false)}, false, nil, kafkaproducer.ClassBadInput, kafkaproducer.SideValue},
 		{"registry unreachable", down.cl, []kprodsr.Option{kprodsr.WithTimeout(2 * time.Second)}, false, nil, kafkaproducer.ClassRetriable, kafkaproducer.SideValue},
 		{"key side unreachable", down.cl, []kprodsr.Option{kprodsr.WithTimeout(2 * time.Second)}, true, nil, kafkaproducer.ClassRetriable, kafkaproducer.SideKey},
+		{"registry overloaded (503)", failingRegistry(t, http.StatusServiceUnavailable).cl, nil, false, nil, kafkaproducer.ClassRetriable, kafkaproducer.SideValue},
+		{"registry refuses credentials (401)", failingRegistry(t, http.StatusUnauthorized).cl, nil, false, nil, kafkaproducer.ClassAuthorization, kafkaproducer.SideValue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -439,6 +441,18 @@ func TestRegistryFailures(t *testing.T) {
 	if got := testkit.ConsumeUpTo(t, c.ListenAddrs(), "orders", 1, false, 300*time.Millisecond); len(got) != 0 {
 		t.Fatalf("%d records reached Kafka", len(got))
 	}
+}
+
+// failingRegistry answers every request with status.
+func failingRegistry(t *testing.T, status int) *registry {
+	r := newRegistry(t)
+	r.Intercept(func(w http.ResponseWriter, _ *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = fmt.Fprintf(w, `{"error_code":%d,"message":"injected %d"}`, status, status)
+		return true
+	})
+	return r
 }
 
 type hookFunc func(kafkaproducer.Result)
