@@ -1,6 +1,3 @@
-// Package testkit starts in-process kfake clusters and reads records back
-// for kprod's own tests. It speaks the real Kafka protocol: nothing in it
-// mocks kprod.
 package testkit
 
 import (
