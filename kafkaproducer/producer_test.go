@@ -18,21 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func newProducer(t *testing.T, cfg kafkaproducer.Config, c *kfake.Cluster) *kafkaproducer.Producer {
-	t.Helper()
-	cfg.Brokers = c.ListenAddrs()
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
-}
-
 func rec(topic string, i int) kafkaproducer.Record {
 	return kafkaproducer.Record{
 		Topic:   topic,
@@ -42,17 +27,11 @@ func rec(topic string, i int) kafkaproducer.Record {
 	}
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // TestSendStyles sends through every style and reads everything back.
 func TestSendStyles(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
-	p := newProducer(t, presets.Reliable(), c)
-	ctx := ctxT(t, 30*time.Second)
+	p := testkit.Producer(t, c, presets.Reliable())
+	ctx := testkit.Ctx(t, 30*time.Second)
 	want := map[string]bool{}
 	n := 0
 	next := func() kafkaproducer.Record { r := rec("orders", n); want[string(r.Value)] = true; n++; return r }
@@ -122,13 +101,13 @@ func TestEveryPreset(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := testkit.Cluster(t, []string{"events"})
 			cfg, _ := presets.ByName(name)
-			p := newProducer(t, cfg, c)
+			p := testkit.Producer(t, c, cfg)
 			const n = 2000
 			recs := make([]kafkaproducer.Record, n)
 			for i := range recs {
 				recs[i] = rec("events", i)
 			}
-			if err := p.SendBatch(ctxT(t, 30*time.Second), recs).FirstErr(); err != nil {
+			if err := p.SendBatch(testkit.Ctx(t, 30*time.Second), recs).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 			got := testkit.Consume(t, c.ListenAddrs(), "events", n, false, 20*time.Second)
@@ -167,10 +146,10 @@ func TestPlacement(t *testing.T) {
 	for _, tt := range tests {
 		cfg := presets.Reliable()
 		cfg.Partitioner = tt.name
-		p := newProducer(t, cfg, c)
+		p := testkit.Producer(t, c, cfg)
 		for i := range 200 {
 			k := fmt.Appendf(nil, "customer-%d", i)
-			res, err := p.Send(ctxT(t, 10*time.Second), kafkaproducer.Record{Topic: "placed", Key: k})
+			res, err := p.Send(testkit.Ctx(t, 10*time.Second), kafkaproducer.Record{Topic: "placed", Key: k})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,8 +164,8 @@ func TestExplicitPartition(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	cfg := presets.LowLatency()
 	cfg.Partitioner = kafkaproducer.PartitionerManual
-	p := newProducer(t, cfg, c)
-	ctx := ctxT(t, 10*time.Second)
+	p := testkit.Producer(t, c, cfg)
+	ctx := testkit.Ctx(t, 10*time.Second)
 	res, err := p.Send(ctx, kafkaproducer.Record{Topic: "orders", Key: []byte("k")}.AtPartition(2))
 	if err != nil || res.Partition != 2 {
 		t.Fatalf("explicit partition 2: %+v %v", res, err)
@@ -235,8 +214,8 @@ func TestTrySendBufferFull(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	cfg := presets.LowLatency()
 	cfg.MaxBufferedRecords = 10
-	p := newProducer(t, cfg, c)
-	ctx := ctxT(t, 30*time.Second)
+	p := testkit.Producer(t, c, cfg)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	if _, err := p.Send(ctx, rec("orders", 0)); err != nil { // warm metadata
 		t.Fatal(err)
 	}
@@ -275,7 +254,7 @@ func TestCloseFlushes(t *testing.T) {
 	cfg := presets.Reliable()
 	cfg.Linger = 30 * time.Second // only Close's flush can send these
 	cfg.DeliveryTimeout = time.Minute
-	p := newProducer(t, cfg, c)
+	p := testkit.Producer(t, c, cfg)
 	var delivered atomic.Int32
 	for i := range 100 {
 		if err := p.SendAsync(context.Background(), rec("orders", i), func(r kafkaproducer.Result) {
@@ -286,7 +265,7 @@ func TestCloseFlushes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Close(ctxT(t, 10*time.Second)); err != nil {
+	if err := p.Close(testkit.Ctx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if delivered.Load() != 100 {
@@ -307,8 +286,8 @@ func TestCloseFlushes(t *testing.T) {
 func TestCloseHandsBackUndelivered(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	cfg := presets.Reliable()
-	p := newProducer(t, cfg, c)
-	if _, err := p.Send(ctxT(t, 10*time.Second), rec("orders", 0)); err != nil {
+	p := testkit.Producer(t, c, cfg)
+	if _, err := p.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 0)); err != nil {
 		t.Fatal(err)
 	}
 	release := hangProduce(c)
@@ -362,8 +341,8 @@ func TestRequestTimedOutDoesNotDuplicate(t *testing.T) {
 			if !idem {
 				cfg.DisableIdempotence, cfg.MaxInFlight = true, 1
 			}
-			p := newProducer(t, cfg, c)
-			ctx := ctxT(t, 30*time.Second)
+			p := testkit.Producer(t, c, cfg)
+			ctx := testkit.Ctx(t, 30*time.Second)
 			if _, err := p.Send(ctx, rec("pay", 0)); err != nil {
 				t.Fatal(err)
 			}
@@ -403,7 +382,7 @@ func TestTerminalErrorsReachCallerFast(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testkit.Cluster(t, []string{"orders"})
-			p := newProducer(t, presets.Reliable(), c)
+			p := testkit.Producer(t, c, presets.Reliable())
 			if tt.fault != nil {
 				c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: tt.topic, Err: tt.fault, Count: -1})
 			}
@@ -412,7 +391,7 @@ func TestTerminalErrorsReachCallerFast(t *testing.T) {
 				r.Value = make([]byte, 2_000_000)
 			}
 			start := time.Now()
-			_, err := p.Send(ctxT(t, 30*time.Second), r)
+			_, err := p.Send(testkit.Ctx(t, 30*time.Second), r)
 			el := time.Since(start)
 			if got := kafkaproducer.Classify(err); got != tt.want {
 				t.Fatalf("class %v, want %v (err %v)", got, tt.want, err)
@@ -439,8 +418,8 @@ func TestOutageEndsEveryRecord(t *testing.T) {
 	cfg := presets.Reliable()
 	cfg.DeliveryTimeout = 3 * time.Second
 	cfg.RequestTimeout = time.Second
-	p := newProducer(t, cfg, c)
-	if _, err := p.Send(ctxT(t, 10*time.Second), rec("orders", 0)); err != nil {
+	p := testkit.Producer(t, c, cfg)
+	if _, err := p.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 0)); err != nil {
 		t.Fatal(err)
 	}
 	release := hangProduce(c) // the first requests go in flight and hang

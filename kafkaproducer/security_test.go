@@ -106,15 +106,15 @@ func TestSASLAndACLs(t *testing.T) {
 		return cfg
 	}
 	t.Run("right credentials produce", func(t *testing.T) {
-		p := newProducer(t, user(secretPass, nil), c)
-		if _, err := p.Send(ctxT(t, 10*time.Second), rec("orders", 1)); err != nil {
+		p := testkit.Producer(t, c, user(secretPass, nil))
+		if _, err := p.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 1)); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("no WRITE on the topic", func(t *testing.T) {
-		p := newProducer(t, user(secretPass, nil), c)
+		p := testkit.Producer(t, c, user(secretPass, nil))
 		start := time.Now()
-		_, err := p.Send(ctxT(t, 20*time.Second), rec("audit", 1))
+		_, err := p.Send(testkit.Ctx(t, 20*time.Second), rec("audit", 1))
 		if kafkaproducer.Classify(err) != kafkaproducer.ClassAuthorization || kafkaproducer.IsRetriable(err) {
 			t.Fatalf("want a non-retriable authorization error, got %v", err)
 		}
@@ -124,9 +124,9 @@ func TestSASLAndACLs(t *testing.T) {
 		var logs lockedBuffer
 		const wrong = "wr0ng-pa55-zebra"
 		cfg := user(wrong, captured(&logs))
-		p := newProducer(t, cfg, c)
+		p := testkit.Producer(t, c, cfg)
 		start := time.Now()
-		_, err := p.Send(ctxT(t, 20*time.Second), rec("orders", 1))
+		_, err := p.Send(testkit.Ctx(t, 20*time.Second), rec("orders", 1))
 		el := time.Since(start)
 		if kafkaproducer.Classify(err) != kafkaproducer.ClassAuthorization {
 			t.Fatalf("want an authorization error, got %v", err)
@@ -134,7 +134,7 @@ func TestSASLAndACLs(t *testing.T) {
 		if el > 5*time.Second {
 			t.Errorf("authentication failure took %v", el)
 		}
-		pingErr := p.Ping(ctxT(t, 5*time.Second))
+		pingErr := p.Ping(testkit.Ctx(t, 5*time.Second))
 		_ = p.Close(context.Background())
 		all := strings.Join([]string{err.Error(), fmt.Sprint(pingErr), logs.String(), cfg.String(), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg.SASL)}, "\n")
 		for _, secret := range []string{wrong, secretPass} {
@@ -180,7 +180,7 @@ func TestTLS(t *testing.T) {
 			}
 			defer p.Close(context.Background())
 			start := time.Now()
-			_, err = p.Send(ctxT(t, 20*time.Second), rec("orders", 1))
+			_, err = p.Send(testkit.Ctx(t, 20*time.Second), rec("orders", 1))
 			if tt.ok {
 				if err != nil {
 					t.Fatal(err)

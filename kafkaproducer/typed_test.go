@@ -42,24 +42,8 @@ func (h *typedHookCount) OnRecordDone(r kafkaproducer.Result) {
 func typedProducer(t *testing.T, c *kfake.Cluster, hooks ...kafkaproducer.Hook) *kafkaproducer.Producer {
 	t.Helper()
 	cfg := presets.Reliable()
-	cfg.Brokers = c.ListenAddrs()
 	cfg.Hooks = hooks
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
-}
-
-func typedCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testkit.Producer(t, c, cfg)
 }
 
 func mustTyped[K, V any](t *testing.T, s kafkaproducer.RecordSender, ks kafkaproducer.Serializer[K], vs kafkaproducer.Serializer[V]) *kafkaproducer.Typed[K, V] {
@@ -88,7 +72,7 @@ func TestTypedSendStyles(t *testing.T) {
 	p := typedProducer(t, c)
 	orders := mustTyped(t, p, kafkaproducer.StringSerializer{}, kafkaproducer.Serializer[typedOrder](kafkaproducer.JSON[typedOrder]()))
 	events := mustTyped(t, p, kafkaproducer.BytesSerializer{}, kafkaproducer.Serializer[string](kafkaproducer.StringSerializer{}))
-	ctx := typedCtx(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	n := 0
 	next := func() kafkaproducer.TypedRecord[string, typedOrder] { r := orderRec(n); n++; return r }
 
@@ -193,7 +177,7 @@ func TestTypedSerializationFailure(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	hook := new(typedHookCount)
 	p := typedProducer(t, c, hook)
-	ctx := typedCtx(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	cause := errors.New("boom")
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 
@@ -271,7 +255,7 @@ func TestTypedBatchMixed(t *testing.T) {
 		}
 		recs[i] = kafkaproducer.TypedRecord[string, any]{Topic: "orders", Key: fmt.Sprint(i), Value: v}
 	}
-	rs := tp.SendBatch(typedCtx(t), recs)
+	rs := tp.SendBatch(testkit.Ctx(t, 30*time.Second), recs)
 	sent := 0
 	for i, r := range rs {
 		switch {
@@ -302,7 +286,7 @@ func TestTypedTombstones(t *testing.T) {
 	p := typedProducer(t, c)
 	byPtr := mustTyped(t, p, kafkaproducer.StringSerializer{}, kafkaproducer.Serializer[*typedOrder](kafkaproducer.JSON[*typedOrder]()))
 	byVal := mustTyped(t, p, kafkaproducer.Serializer[*string](kafkaproducer.JSON[*string]()), kafkaproducer.Serializer[typedOrder](kafkaproducer.JSON[typedOrder]()))
-	ctx := typedCtx(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	hdr := []kafkaproducer.Header{{Key: "reason", Value: []byte("deleted")}}
 	s := "x"
 
@@ -369,7 +353,7 @@ func TestTypedOverRecordSender(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	p := typedProducer(t, c)
 	tp := mustTyped(t, kafkaproducer.RecordSender(sendOnly{p}), kafkaproducer.StringSerializer{}, kafkaproducer.Serializer[typedOrder](kafkaproducer.JSON[typedOrder]()))
-	ctx := typedCtx(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	recs := make([]kafkaproducer.TypedRecord[string, typedOrder], 20)
 	for i := range recs {
 		recs[i] = orderRec(i)
@@ -445,7 +429,7 @@ func TestTypedKcatInterop(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	p := typedProducer(t, c)
 	orders := mustTyped(t, p, kafkaproducer.StringSerializer{}, kafkaproducer.Serializer[*typedOrder](kafkaproducer.JSON[*typedOrder]()))
-	ctx := typedCtx(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	want := map[string]typedOrder{}
 	for i := range 5 {
 		r := orderRec(i)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -64,4 +65,28 @@ func ConsumeUpTo(t testing.TB, addrs []string, topic string, n int, committed bo
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
 	return out
+}
+
+// Producer builds a kprod producer from cfg for cluster c (Brokers filled
+// in) and closes it, with a 10s deadline, when the test ends.
+func Producer(t testing.TB, c *kfake.Cluster, cfg kafkaproducer.Config) *kafkaproducer.Producer {
+	t.Helper()
+	cfg.Brokers = c.ListenAddrs()
+	p, err := kafkaproducer.New(cfg)
+	if err != nil {
+		t.Fatalf("kafkaproducer.New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p
+}
+
+// Ctx returns a context that ends after d, or when the test ends.
+func Ctx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

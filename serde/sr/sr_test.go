@@ -76,24 +76,8 @@ func newRegistry(t testing.TB) *registry {
 func newProducer(t testing.TB, c *kfake.Cluster, hooks ...kafkaproducer.Hook) *kafkaproducer.Producer {
 	t.Helper()
 	cfg := presets.Reliable()
-	cfg.Brokers = c.ListenAddrs()
 	cfg.Hooks = hooks
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testkit.Producer(t, c, cfg)
 }
 
 // avroDecoder is the independent reader: franz-go's sr.Serde, given the
@@ -141,7 +125,7 @@ func TestAvroThroughRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testCtx(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	rec := func(i int) kafkaproducer.TypedRecord[string, order] {
 		return kafkaproducer.TypedRecord[string, order]{
 			Topic:   "orders",
@@ -255,7 +239,7 @@ func TestProtobufThroughRegistry(t *testing.T) {
 	c := testkit.Cluster(t, []string{"values", "lines"})
 	reg := newRegistry(t)
 	p := newProducer(t, c)
-	ctx := testCtx(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
 
 	// structpb.Value is message 1 of google/protobuf/struct.proto.
 	vf, err := protobuf.Format[*structpb.Value]()
@@ -374,7 +358,7 @@ func TestSubjectStrategies(t *testing.T) {
 			if got := s.Subject("payments"); got != tt.want {
 				t.Fatalf("subject %q, want %q", got, tt.want)
 			}
-			if err := s.Warm(testCtx(t), "payments"); err != nil || !reg.SubjectExists(tt.want) {
+			if err := s.Warm(testkit.Ctx(t, 30*time.Second), "payments"); err != nil || !reg.SubjectExists(tt.want) {
 				t.Fatalf("warm: %v; subject %q exists: %v", err, tt.want, reg.SubjectExists(tt.want))
 			}
 		})
@@ -428,7 +412,7 @@ func TestRegistryFailures(t *testing.T) {
 			} else {
 				tp, _ = kafkaproducer.NewTyped[order, order](p, passthroughAvro(t), s)
 			}
-			_, err = tp.Send(testCtx(t), kafkaproducer.TypedRecord[order, order]{Topic: "orders", Value: order{ID: "x"}})
+			_, err = tp.Send(testkit.Ctx(t, 30*time.Second), kafkaproducer.TypedRecord[order, order]{Topic: "orders", Value: order{ID: "x"}})
 			bad, ok := errors.AsType[*kafkaproducer.BadInputError](err)
 			if !ok || bad.Side != tt.wantSide || bad.Topic != "orders" || kafkaproducer.Classify(err) != tt.wantClass {
 				t.Fatalf("got %v (class %s), want BadInputError on %s, class %s", err, kafkaproducer.Classify(err), tt.wantSide, tt.wantClass)
