@@ -8,11 +8,14 @@
 // from franz-go hooks; connections, bytes and request timings from
 // franz-go's kprom plugin, under <namespace>_client_ (kprom's misnamed
 // buffered-records gauges and its per-batch counters are kept out of the
-// registry; kprod measures those itself, lint-clean and cheaper). Dead
-// letters, the spool, the circuit breaker, transactions and health are
-// fed through small methods (RecordDeadLettered, SetSpool,
-// SetBreakerState, ObserveTxn, SetHealthy, ...), so the packages that know
-// about them need not import this one. docs/metrics.md lists every metric.
+// registry; kprod measures those itself, lint-clean and cheaper).
+// Transactions and the dead-letter path (dead letters, spool, circuit
+// breaker) are counted once you pass m.TxnObserver() to txn.WithObserver
+// and m.DLQObserver() as dlq.Config.Observer; those packages do not
+// import this one. The adapters call small methods (ObserveTxn,
+// RecordTxnRetry, RecordDeadLettered, SetSpool, SetBreakerState, ...)
+// that your own code may call too, with SetHealthy. docs/metrics.md lists
+// every metric.
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg, metrics.WithConstLabels(prometheus.Labels{"producer": "orders"}))
@@ -20,12 +23,17 @@
 //	cfg := m.Instrument(presets.Reliable())
 //	cfg.Opts = append(cfg.Opts, metrics.Tracing(tracerProvider)) // optional
 //	p, err := kafkaproducer.New(cfg)
+//	d, err := dlq.New(p, dlq.Config{SpoolDir: dir, Observer: m.DLQObserver()}) // optional
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+//
+// For a transactional producer: txn.New(m.Instrument(cfg), id,
+// txn.WithObserver(m.TxnObserver())).
 //
 // # Cardinality
 //
 // Labels are topic, class (the nine kafkaproducer classes), node_id
-// (one per broker), outcome and state (three values each): never keys,
+// (one per broker), outcome (committed, aborted, unknown) and state
+// (closed, half-open, open): never keys,
 // partitions or error strings. The topic label is capped (WithMaxTopics,
 // default 100 distinct topics; later ones count as "other").
 //

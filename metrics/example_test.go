@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/metrics"
 	"github.com/kprod/kprod/presets"
+	"github.com/kprod/kprod/txn"
 )
 
 // Instrument a producer, send, and read the counters back from the
@@ -79,6 +81,48 @@ func ExampleMetrics_SetBreakerState() {
 	// half-open=0
 	// open=0
 	// spooled: 1 replayed: 1
+}
+
+// Count a transactional producer's commits and aborts: pass the adapter
+// to txn.WithObserver.
+func ExampleMetrics_TxnObserver() {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		panic(err)
+	}
+	cfg := m.Instrument(presets.Reliable())
+	cfg.Brokers = c.ListenAddrs()
+	p, err := txn.New(cfg, "orders-svc-0", txn.WithObserver(m.TxnObserver()))
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	defer p.Close(ctx)
+	for _, ok := range []bool{true, true, false} {
+		_ = p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
+			if _, err := tx.Send(ctx, kafkaproducer.Record{Topic: "orders", Value: []byte("order")}); err != nil {
+				return err
+			}
+			if !ok {
+				return errors.New("out of stock") // aborts; not retried
+			}
+			return nil
+		})
+	}
+	for _, o := range []txn.Outcome{txn.OutcomeCommitted, txn.OutcomeAborted} {
+		fmt.Printf("%s: %v\n", o, value(reg, "kprod_transactions_total", string(o)))
+	}
+	// Output:
+	// committed: 2
+	// aborted: 1
 }
 
 // value returns the value of the first series of name with a label whose

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/kprod/kprod/txn"
 )
 
 // Label values kprod uses in place of a topic name. Kafka topic names
@@ -31,13 +32,6 @@ const (
 	InvalidTopic = "(invalid)"
 )
 
-// Transaction outcomes for ObserveTxn.
-const (
-	TxnCommit = "commit" // EndTransaction(commit) succeeded
-	TxnAbort  = "abort"  // EndTransaction(abort) succeeded
-	TxnFailed = "failed" // ending the transaction failed; any other outcome string counts here
-)
-
 // Circuit-breaker states for SetBreakerState. They are sony/gobreaker's
 // State.String() values, so a breaker's OnStateChange can pass them on.
 const (
@@ -49,21 +43,28 @@ const (
 // DefaultMaxTopics is the topic-label cap when WithMaxTopics is not given.
 const DefaultMaxTopics = 100
 
-// Default histogram buckets, in the metric's base unit. Read-only.
-var (
-	// defaultLatencyBuckets suit send latency (enqueue to
-	// acknowledgement), from 100µs to two minutes (the
-	// Reliable preset's delivery timeout).
-	defaultLatencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120}
-	// defaultRequestBuckets suit one produce request's round trip.
-	defaultRequestBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
-)
+// Default histogram buckets, in the metric's base unit. Each call
+// returns a fresh slice, so no caller can change another's buckets.
 
-var (
-	batchRecordBuckets = prometheus.ExponentialBuckets(1, 4, 9)   // 1 .. 65536 records
-	batchByteBuckets   = prometheus.ExponentialBuckets(256, 4, 9) // 256 B .. 16 MiB
-	ratioBuckets       = []float64{1, 1.25, 1.5, 2, 3, 4, 6, 8, 12, 16, 32}
-)
+// defaultLatencyBuckets suit send latency (enqueue to acknowledgement),
+// from 100µs to two minutes (the Reliable preset's delivery timeout).
+func defaultLatencyBuckets() []float64 {
+	return []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120}
+}
+
+// defaultRequestBuckets suit one produce request's round trip.
+func defaultRequestBuckets() []float64 {
+	return []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+}
+
+// batchRecordBuckets: 1 .. 65536 records, ×4.
+func batchRecordBuckets() []float64 { return prometheus.ExponentialBuckets(1, 4, 9) }
+
+// batchByteBuckets: 256 B .. 16 MiB, ×4.
+func batchByteBuckets() []float64 { return prometheus.ExponentialBuckets(256, 4, 9) }
+
+// ratioBuckets: compression ratios from 1 (no gain) to 32.
+func ratioBuckets() []float64 { return []float64{1, 1.25, 1.5, 2, 3, 4, 6, 8, 12, 16, 32} }
 
 // ErrNoRegisterer is returned by New when reg is nil. kprod never falls
 // back to prometheus.DefaultRegisterer: pass it explicitly if that is
@@ -132,9 +133,10 @@ func WithKpromOpts(opts ...kprom.Opt) Option {
 
 // Metrics records a producer's metrics into a prometheus.Registerer. It
 // implements kafkaproducer.Hook for record outcomes; Instrument wires it
-// and its franz-go hooks into a Config. The Record*/Set*/Observe* methods
-// are for the other kprod packages (dead letters, spool, circuit
-// breaker, transactions) and for your own code.
+// and its franz-go hooks into a Config. TxnObserver and DLQObserver
+// adapt it to package txn's and package dlq's Observer interfaces; the
+// Record*/Set*/Observe* methods they call are also there for your own
+// code.
 //
 // One Metrics instruments one producer (one franz-go client). All methods
 // are safe for concurrent use and never block.
@@ -158,6 +160,7 @@ type Metrics struct {
 	deadLetter *prometheus.CounterVec
 	spooled    *prometheus.CounterVec
 	replayed   *prometheus.CounterVec
+	ambiguous  *prometheus.CounterVec
 
 	// batches
 	batchRecords prometheus.Histogram
@@ -178,6 +181,7 @@ type Metrics struct {
 	txns       *prometheus.CounterVec
 	txnLatency *prometheus.HistogramVec
 	txnRetries prometheus.Counter
+	txnOddOnce atomic.Bool // an unknown outcome string was logged
 
 	// state
 	breaker      *prometheus.GaugeVec
@@ -216,8 +220,8 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	o := options{
 		namespace:      "kprod",
 		maxTopics:      DefaultMaxTopics,
-		latencyBuckets: defaultLatencyBuckets,
-		requestBuckets: defaultRequestBuckets,
+		latencyBuckets: defaultLatencyBuckets(),
+		requestBuckets: defaultRequestBuckets(),
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -298,10 +302,11 @@ func (m *Metrics) build(o options) {
 	m.deadLetter = counterVec("records_dead_lettered_total", "Records written to a dead-letter destination.", "topic")
 	m.spooled = counterVec("records_spooled_total", "Records written to the local spool because Kafka was unavailable.", "topic")
 	m.replayed = counterVec("records_replayed_total", "Records replayed from the local spool and acknowledged.", "topic")
+	m.ambiguous = counterVec("records_ambiguous_total", "Records that failed in a way that may have written them: a later resend or replay may duplicate them.", "topic")
 
-	m.batchRecords = hist("batch_records", "Records per produced batch.", batchRecordBuckets)
-	m.batchBytes = hist("batch_bytes", "Uncompressed bytes per produced batch.", batchByteBuckets)
-	m.batchRatio = hist("batch_compression_ratio", "Uncompressed over compressed size of each produced batch (1 means no gain).", ratioBuckets)
+	m.batchRecords = hist("batch_records", "Records per produced batch.", batchRecordBuckets())
+	m.batchBytes = hist("batch_bytes", "Uncompressed bytes per produced batch.", batchByteBuckets())
+	m.batchRatio = hist("batch_compression_ratio", "Uncompressed over compressed size of each produced batch (1 means no gain).", ratioBuckets())
 	m.batches = counterVec("batches_total", "Batches acknowledged, per broker.", "node_id")
 	m.uncompressed = counterVec("batch_uncompressed_bytes_total", "Uncompressed record bytes in acknowledged batches, per broker.", "node_id")
 	m.compressed = counterVec("batch_compressed_bytes_total", "Compressed record bytes in acknowledged batches (what went on the wire), per broker.", "node_id")
@@ -325,9 +330,9 @@ func (m *Metrics) build(o options) {
 		return 0
 	})
 
-	m.txns = counterVec("transactions_total", "Transactions ended, by outcome (commit, abort, failed).", "outcome")
-	m.txnLatency = histVec("transaction_end_duration_seconds", "Time to end a transaction (commit latency for outcome=commit).", o.requestBuckets, "outcome")
-	m.txnRetries = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "transaction_retries_total", Help: "Transactions retried after an abortable error."})
+	m.txns = counterVec("transactions_total", "Transaction attempts ended, by outcome (committed, aborted, unknown).", "outcome")
+	m.txnLatency = histVec("transaction_end_duration_seconds", "Time the EndTxn call took (the commit latency for outcome=committed).", o.requestBuckets, "outcome")
+	m.txnRetries = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "transaction_retries_total", Help: "Transactions aborted and run again (after an abortable, retriable or timeout error)."})
 	m.collected = append(m.collected, m.txnRetries)
 
 	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "breaker_state", Help: "Circuit-breaker state: 1 for the current state (closed, half-open, open), 0 for the others."}, []string{"state"})
@@ -446,20 +451,39 @@ func (m *Metrics) SetBreakerState(state string) {
 	m.log.Log(lvl, "circuit breaker state changed", zap.String("from", from), zap.String("to", state))
 }
 
-// ObserveTxn records a transaction's end: outcome TxnCommit, TxnAbort or
-// TxnFailed (anything else counts as TxnFailed), and d, how long ending
-// it took.
-func (m *Metrics) ObserveTxn(outcome string, d time.Duration) {
-	switch outcome {
-	case TxnCommit, TxnAbort:
-	default:
-		outcome = TxnFailed
-	}
-	m.txns.WithLabelValues(outcome).Inc()
-	m.txnLatency.WithLabelValues(outcome).Observe(d.Seconds())
+// RecordAmbiguous counts a record that failed in a way that may have
+// written it (a timeout rather than an explicit refusal), so that a
+// resend or a replay from the spool may duplicate it.
+func (m *Metrics) RecordAmbiguous(topic string) {
+	m.ambiguous.WithLabelValues(m.topic(topic).name).Inc()
 }
 
-// RecordTxnRetry counts a transaction retried after an abortable error.
+// ObserveTxn records the end of one transaction attempt: its outcome
+// (txn.OutcomeCommitted, txn.OutcomeAborted or txn.OutcomeUnknown; any
+// other value is counted as unknown and logged once) and d, how long the
+// EndTxn call took. TxnObserver calls it for you.
+func (m *Metrics) ObserveTxn(outcome txn.Outcome, d time.Duration) {
+	m.countTxn(outcome).Observe(d.Seconds())
+}
+
+// countTxn counts an attempt under its outcome label and returns the
+// outcome's latency series.
+func (m *Metrics) countTxn(outcome txn.Outcome) prometheus.Observer {
+	switch outcome {
+	case txn.OutcomeCommitted, txn.OutcomeAborted, txn.OutcomeUnknown:
+	default:
+		if !m.txnOddOnce.Swap(true) {
+			m.log.Warn("unknown transaction outcome counted as unknown", zap.String("outcome", string(outcome)))
+		}
+		outcome = txn.OutcomeUnknown
+	}
+	m.txns.WithLabelValues(string(outcome)).Inc()
+	return m.txnLatency.WithLabelValues(string(outcome))
+}
+
+// RecordTxnRetry counts a transaction that was aborted and will be run
+// again: package txn retries after an abortable, retriable or timeout
+// error (kafkaproducer.ClassAbortable, ClassRetriable, ClassTimeout).
 func (m *Metrics) RecordTxnRetry() { m.txnRetries.Inc() }
 
 // SetHealthy sets the kprod_healthy gauge, for whoever decides health

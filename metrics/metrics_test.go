@@ -24,6 +24,7 @@ import (
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/metrics"
 	"github.com/kprod/kprod/presets"
+	"github.com/kprod/kprod/txn"
 )
 
 // TestRecordMetricsMatchSends sends real records to kfake, injects
@@ -361,10 +362,13 @@ func TestRecorders(t *testing.T) {
 	for _, s := range []string{metrics.BreakerClosed, metrics.BreakerOpen, metrics.BreakerOpen, "half_open", metrics.BreakerClosed, "bogus"} {
 		m.SetBreakerState(s)
 	}
-	m.ObserveTxn(metrics.TxnCommit, 20*time.Millisecond)
-	m.ObserveTxn(metrics.TxnCommit, 40*time.Millisecond)
-	m.ObserveTxn(metrics.TxnAbort, 5*time.Millisecond)
+	m.RecordAmbiguous("pay")
+	m.ObserveTxn(txn.OutcomeCommitted, 20*time.Millisecond)
+	m.ObserveTxn(txn.OutcomeCommitted, 40*time.Millisecond)
+	m.ObserveTxn(txn.OutcomeAborted, 5*time.Millisecond)
+	m.ObserveTxn(txn.OutcomeUnknown, time.Second)
 	m.ObserveTxn("exploded", time.Second)
+	m.ObserveTxn("commit", time.Second) // not an outcome txn reports
 	m.RecordTxnRetry()
 	m.SetHealthy(true)
 
@@ -386,9 +390,10 @@ func TestRecorders(t *testing.T) {
 		{"kprod_breaker_transitions_total", []string{"state", "open"}, 1},
 		{"kprod_breaker_transitions_total", []string{"state", "half-open"}, 1},
 		{"kprod_breaker_transitions_total", []string{"state", "closed"}, 2},
-		{"kprod_transactions_total", []string{"outcome", "commit"}, 2},
-		{"kprod_transactions_total", []string{"outcome", "abort"}, 1},
-		{"kprod_transactions_total", []string{"outcome", "failed"}, 1},
+		{"kprod_records_ambiguous_total", []string{"topic", "pay"}, 1},
+		{"kprod_transactions_total", []string{"outcome", "committed"}, 2},
+		{"kprod_transactions_total", []string{"outcome", "aborted"}, 1},
+		{"kprod_transactions_total", []string{"outcome", "unknown"}, 3},
 		{"kprod_transaction_retries_total", nil, 1},
 		{"kprod_healthy", nil, 1},
 		{"kprod_up", nil, 0}, // no client yet
@@ -401,13 +406,16 @@ func TestRecorders(t *testing.T) {
 			}
 		})
 	}
-	commit := scrape(t, reg, "kprod_transaction_end_duration_seconds", "outcome", "commit")
+	commit := scrape(t, reg, "kprod_transaction_end_duration_seconds", "outcome", "committed")
 	if commit.count != 2 || commit.sum < 0.0599 || commit.sum > 0.0601 {
 		t.Errorf("commit latency count %d sum %v, want 2 and 0.06", commit.count, commit.sum)
 	}
 	m.SetHealthy(false)
 	if v := scrape(t, reg, "kprod_healthy").value; v != 0 {
 		t.Errorf("healthy after SetHealthy(false) = %v", v)
+	}
+	if n := logs.FilterMessage("unknown transaction outcome counted as unknown").Len(); n != 1 {
+		t.Errorf("odd transaction outcomes logged %d times, want once", n)
 	}
 	if logs.FilterMessage("circuit breaker state changed").Len() != 4 || logs.FilterMessage("unknown circuit-breaker state ignored").Len() != 1 {
 		t.Errorf("breaker logs: %v", logs.All())
@@ -457,7 +465,8 @@ func TestNamesLintAndDocumented(t *testing.T) {
 	m.RecordRetried("orders")
 	m.SetSpool(1, 1)
 	m.SetBreakerState(metrics.BreakerOpen)
-	m.ObserveTxn(metrics.TxnCommit, time.Millisecond)
+	m.RecordAmbiguous("orders")
+	m.ObserveTxn(txn.OutcomeCommitted, time.Millisecond)
 	m.RecordTxnRetry()
 	m.SetHealthy(true)
 
