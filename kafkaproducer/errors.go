@@ -224,7 +224,7 @@ func classifyCause(err error) Class {
 	if _, ok := errors.AsType[*BadInputError](err); ok {
 		return ClassBadInput
 	}
-	if isTLSError(err) {
+	if isTLSError(err) { // before net.Error: TLS failures are net errors too
 		return ClassAuthorization
 	}
 	if _, ok := errors.AsType[net.Error](err); ok {
@@ -304,5 +304,11 @@ func isTLSError(err error) bool {
 		return true
 	}
 	var alert tls.AlertError
-	return errors.As(err, &alert)
+	if errors.As(err, &alert) {
+		return true
+	}
+	// An alert from the peer (a broker refusing our client certificate,
+	// or demanding one) arrives as a "remote error".
+	oe, ok := errors.AsType[*net.OpError](err)
+	return ok && oe.Op == "remote error"
 }

@@ -62,7 +62,56 @@ func pki(t *testing.T, dir, name string) (*tls.Config, string) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}, MinVersion: tls.VersionTLS12}, caFile
+	// A client certificate from the same CA, for mutual TLS.
+	cliKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cliTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "orders-api"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	cliDER, err := x509.CreateCertificate(rand.Reader, cliTmpl, ca, &cliKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(cliKey)
+	for file, block := range map[string]*pem.Block{
+		name + "-client.pem":     {Type: "CERTIFICATE", Bytes: cliDER},
+		name + "-client-key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, file), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}, ClientCAs: pool, MinVersion: tls.VersionTLS12}, caFile
+}
+
+// TestMutualTLS: a broker that requires client certificates takes ours
+// and refuses a client without one, clearly and fast.
+func TestMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	srvTLS, caFile := pki(t, dir, "m")
+	srvTLS.ClientAuth = tls.RequireAndVerifyClientCert
+	c := testkit.Cluster(t, []string{"orders"}, kfake.TLS(srvTLS))
+
+	cfg := presets.LowLatency()
+	cfg.TLS = &kafkaproducer.TLSConfig{CAFile: caFile, CertFile: filepath.Join(dir, "m-client.pem"), KeyFile: filepath.Join(dir, "m-client-key.pem")}
+	if _, err := testkit.Producer(t, c, cfg).Send(testkit.Ctx(t, 10*time.Second), rec("orders", 1)); err != nil {
+		t.Fatalf("with a client certificate: %v", err)
+	}
+
+	cfg.TLS = &kafkaproducer.TLSConfig{CAFile: caFile}
+	start := time.Now()
+	_, err := testkit.Producer(t, c, cfg).Send(testkit.Ctx(t, 20*time.Second), rec("orders", 2))
+	if kafkaproducer.Classify(err) != kafkaproducer.ClassAuthorization {
+		t.Fatalf("without a client certificate: want authorization, got %v", err)
+	}
+	t.Logf("refused in %v: %v", time.Since(start).Round(time.Millisecond), err)
+
+	if strings.Contains(cfg.String()+fmt.Sprint(err), "PRIVATE KEY") {
+		t.Fatal("key material printed")
+	}
 }
 
 // lockedBuffer collects log output from several goroutines.
