@@ -22,15 +22,23 @@
 // retriable (kafkaproducer.Classify: ClassAbortable, ClassRetriable,
 // ClassTimeout) abort and rerun the whole function with backoff, a bounded
 // number of times. Fencing (a newer instance with the same transactional
-// ID) is final and matches kafkaproducer.ErrFenced, whichever of
-// PRODUCER_FENCED, INVALID_PRODUCER_EPOCH or OPERATION_NOT_ATTEMPTED
-// franz-go reported. A commit whose outcome is unknown returns
+// ID) is final and matches kafkaproducer.ErrFenced: PRODUCER_FENCED,
+// INVALID_PRODUCER_EPOCH and TRANSACTION_COORDINATOR_FENCED always count
+// as fencing; OPERATION_NOT_ATTEMPTED or another fatal answer counts only
+// when the transaction coordinator confirms a newer owner of the ID
+// (DescribeTransactions). A commit whose outcome is unknown returns
 // ErrCommitUnknown and is not retried, so a retry never duplicates a
 // transaction.
 //
 // Consumers only see this if they read with isolation.level=read_committed;
 // read_uncommitted consumers (the default in most clients) also see
 // aborted records.
+//
+// Closing: Producer.Close and Pool.Close cancel running functions'
+// contexts and wait for their aborts while ctx allows; a function that
+// ignores its context is not waited for (Pool.Close then returns a
+// *PoolCloseError naming its ID), and the transaction it left open never
+// commits.
 //
 // Concurrency: Producer and Pool are safe for concurrent use; a Producer
 // runs one transaction at a time, a Pool one per member. A Tx may be used

@@ -201,7 +201,7 @@ func (p *Pipeline) transact(ctx context.Context, recs []*kgo.Record, attempt int
 	}
 	var me pid
 	me.id, me.epoch, _ = p.s.Client().ProducerID(ctx)
-	tx := newTx(p.pc.TransactionalID, p.send)
+	tx := newTx(p.pc.TransactionalID, p.send, nil)
 	var cause error
 	var panicked bool
 	var pv any
@@ -277,19 +277,13 @@ func (p *Pipeline) transact(ctx context.Context, recs []*kgo.Record, attempt int
 }
 
 // send produces one record through the session's client, reporting it
-// like kafkaproducer does (a *SendError on failure, hooks called).
+// as a kafkaproducer.Producer does: the same refusals, a *SendError with
+// kprod's sentinels on failure (kafkaproducer.ResultFor), hooks called.
 func (p *Pipeline) send(ctx context.Context, rec kafkaproducer.Record, cb func(kafkaproducer.Result)) error {
-	fail := func(err error) error {
-		res := kafkaproducer.Result{Record: rec, Partition: -1, Offset: -1,
-			Err: &kafkaproducer.SendError{Topic: rec.Topic, Partition: -1, Key: rec.Key, Class: kafkaproducer.Classify(err), Err: err}}
+	if err := p.check(&rec); err != nil {
+		res := kafkaproducer.FailedResult(rec, err)
 		p.hooks(res)
 		return res.Err
-	}
-	switch {
-	case rec.Topic == "":
-		return fail(kafkaproducer.ErrNoTopic)
-	case rec.PartitionSet && rec.Partition < 0:
-		return fail(fmt.Errorf("%w: %d is negative", kafkaproducer.ErrBadPartition, rec.Partition))
 	}
 	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp, Partition: -1}
 	if rec.PartitionSet {
@@ -297,15 +291,32 @@ func (p *Pipeline) send(ctx context.Context, rec kafkaproducer.Record, cb func(k
 	}
 	start := p.o.now()
 	p.s.Produce(ctx, kr, func(r *kgo.Record, err error) {
-		res := kafkaproducer.Result{Record: rec, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Latency: time.Since(start)}
-		res.Record.Timestamp = r.Timestamp
-		if err != nil {
-			res.Offset = -1
-			res.Err = &kafkaproducer.SendError{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Class: kafkaproducer.Classify(err), Err: err}
+		res := kafkaproducer.ResultFor(r, err, p.o.now().Sub(start))
+		if rec.PartitionSet {
+			res.Record.Partition, res.Record.PartitionSet = r.Partition, true
 		}
 		p.hooks(res)
 		cb(res)
 	})
+	return nil
+}
+
+// check refuses a record before it reaches franz-go, as
+// kafkaproducer.Producer does.
+func (p *Pipeline) check(rec *kafkaproducer.Record) error {
+	switch {
+	case rec.Topic == "":
+		return kafkaproducer.ErrNoTopic
+	case rec.PartitionSet && rec.Partition < 0:
+		return fmt.Errorf("%w: %d is negative", kafkaproducer.ErrBadPartition, rec.Partition)
+	case p.cfg.Partitioner == kafkaproducer.PartitionerManual && !rec.PartitionSet:
+		return kafkaproducer.ErrPartitionRequired
+	case p.cfg.DeliveryTimeout > 0 && !rec.Timestamp.IsZero() && p.o.now().Sub(rec.Timestamp) >= p.cfg.DeliveryTimeout:
+		// franz-go measures the delivery timeout from the record's
+		// timestamp: this record would time out before being sent.
+		return fmt.Errorf("%w: timestamp %s is older than DeliveryTimeout %v; leave Timestamp zero, carry the original time in a header, or raise DeliveryTimeout",
+			kafkaproducer.ErrStaleTimestamp, rec.Timestamp.Format(time.RFC3339Nano), p.cfg.DeliveryTimeout)
+	}
 	return nil
 }
 

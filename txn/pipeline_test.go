@@ -12,8 +12,10 @@ import (
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
 	"github.com/kprod/kprod/txn"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // produceInput writes n records "v-<i>" to topic with the high-throughput
@@ -149,16 +151,27 @@ func TestPipelineExactlyOnce(t *testing.T) {
 }
 
 // TestPipelineFatalTransformStops: a transform error that retrying cannot
-// fix stops Run with that error; nothing it produced is visible and the
-// offsets are not committed.
+// fix stops Run with that error; nothing the failed transaction produced
+// is visible and its offsets are not committed. (Transactions committed
+// before it, over records polled earlier, stay committed.)
 func TestPipelineFatalTransformStops(t *testing.T) {
 	c := testkit.Cluster(t, []string{"in", "out"})
 	produceInput(t, c, "in", 100)
 	errPoison := errors.New("poison record")
-	pl := newPipeline(t, c, nil, func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
+	// The observer runs on the pipeline's goroutine after each
+	// transaction, as the transform does: no lock needed.
+	var current, committed []string
+	obs := txn.ObserverFunc(func(a txn.Attempt) {
+		if a.Outcome == txn.OutcomeCommitted {
+			committed = append(committed, current...)
+		}
+		current = nil
+	})
+	pl := newPipeline(t, c, obs, func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
 		if string(r.Value) == "v-50" {
 			return errPoison
 		}
+		current = append(current, string(r.Value))
 		return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Value: r.Value}, nil)
 	})
 	defer pl.Close()
@@ -166,14 +179,18 @@ func TestPipelineFatalTransformStops(t *testing.T) {
 	if !errors.Is(err, errPoison) {
 		t.Fatalf("Run = %v, want the poison error", err)
 	}
-	expectValues(t, c, "out", true, nil)
-	offs := pl.Client().CommittedOffsets()
-	for _, parts := range offs {
-		for p, o := range parts {
-			if o.Offset > 0 {
-				t.Fatalf("partition %d committed at %d despite the abort", p, o.Offset)
-			}
+	expectValues(t, c, "out", true, committed)
+	var offsets int64
+	for _, parts := range pl.Client().CommittedOffsets() {
+		for _, o := range parts {
+			offsets += max(o.Offset, 0)
 		}
+	}
+	if offsets != int64(len(committed)) {
+		t.Fatalf("committed offsets cover %d input records, but %d were in committed transactions", offsets, len(committed))
+	}
+	if len(committed) >= 100 {
+		t.Fatalf("%d outputs committed: the poisoned transaction committed", len(committed))
 	}
 }
 
@@ -225,5 +242,155 @@ func TestPipelineFencedByNewInstance(t *testing.T) {
 	}
 	if len(seen) != n || len(out) != n {
 		t.Fatalf("output: %d records, %d distinct, for %d inputs", len(out), len(seen), n)
+	}
+}
+
+type hookFunc func(kafkaproducer.Result)
+
+func (f hookFunc) OnRecordDone(r kafkaproducer.Result) { f(r) }
+
+// fakeClock returns a clock that starts in 2000 and moves one hour per
+// reading, so every duration it measures is a whole number of hours.
+func fakeClock() func() time.Time {
+	var n atomic.Int64
+	base := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time { return base.Add(time.Duration(n.Add(1)) * time.Hour) }
+}
+
+// pipelineCfg is the config for the single-shot pipeline tests: cfg
+// tweaked by edit, a hook collecting every output's Result.
+func pipelineCfg(c *kfake.Cluster, edit func(*kafkaproducer.Config), results chan<- kafkaproducer.Result) kafkaproducer.Config {
+	cfg := presets.LowLatency()
+	cfg.Brokers = c.ListenAddrs()
+	cfg.Hooks = []kafkaproducer.Hook{hookFunc(func(r kafkaproducer.Result) {
+		select {
+		case results <- r:
+		default:
+		}
+	})}
+	if edit != nil {
+		edit(&cfg)
+	}
+	return cfg
+}
+
+// runPipelineUntil runs a pipeline over "in" until it returns or stop
+// says so (checked after each committed transaction, via the observer).
+func runPipelineUntil(t *testing.T, cfg kafkaproducer.Config, fn txn.Transform, stop func(txn.Attempt) bool, opts ...txn.Option) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs := txn.ObserverFunc(func(a txn.Attempt) {
+		if stop != nil && stop(a) {
+			cancel()
+		}
+	})
+	opts = append([]txn.Option{txn.WithObserver(obs), txn.WithInitTimeout(10 * time.Second), txn.WithBackoff(10*time.Millisecond, 100*time.Millisecond)}, opts...)
+	pl, err := txn.NewPipeline(cfg, txn.PipelineConfig{TransactionalID: "single-0", Group: "single", Topics: []string{"in"}}, fn, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	err = pl.Run(ctx)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatal("pipeline still running after 30s")
+	}
+	return err
+}
+
+// TestPipelineLatencyUsesClock: a pipeline measures each output's
+// latency with the clock given by WithClock (never mixing it with the
+// real one), so with a fake clock every latency is a whole number of its
+// hours.
+func TestPipelineLatencyUsesClock(t *testing.T) {
+	c := testkit.Cluster(t, []string{"in", "out"})
+	produceInput(t, c, "in", 20)
+	results := make(chan kafkaproducer.Result, 100)
+	cfg := pipelineCfg(c, nil, results)
+	var outputs atomic.Int64
+	err := runPipelineUntil(t, cfg, func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
+		outputs.Add(1)
+		return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Key: r.Key, Value: r.Value}, nil)
+	}, func(a txn.Attempt) bool { return a.Outcome == txn.OutcomeCommitted && len(results) >= 20 }, txn.WithClock(fakeClock(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(results)
+	var n int
+	for r := range results {
+		n++
+		if r.Err != nil {
+			t.Fatalf("output failed: %v", r.Err)
+		}
+		if r.Latency <= 0 || r.Latency%time.Hour != 0 || r.Latency > 10_000*time.Hour {
+			t.Fatalf("latency %v: not measured with the injected clock", r.Latency)
+		}
+	}
+	if n < 20 {
+		t.Fatalf("hooks saw %d outputs, want 20", n)
+	}
+}
+
+// TestPipelineSendsLikeProducer: records a pipeline's transform sends are
+// refused and reported as kafkaproducer.Producer reports them: the same
+// checks (manual partitioner, stale timestamp, no topic), the same
+// sentinels (a delivery timeout matches ErrDeliveryTimeout), a
+// *SendError with its class, and hooks called. The failure aborts the
+// transaction and, not being retriable here, stops Run with it.
+func TestPipelineSendsLikeProducer(t *testing.T) {
+	clock := fakeClock()
+	tests := []struct {
+		name  string
+		edit  func(*kafkaproducer.Config)
+		fault bool // fail every produce to "out" with NOT_LEADER_FOR_PARTITION
+		out   kafkaproducer.Record
+		want  error
+		class kafkaproducer.Class
+	}{
+		{"no topic", nil, false, kafkaproducer.Record{Value: []byte("x")}, kafkaproducer.ErrNoTopic, kafkaproducer.ClassBadInput},
+		{"manual partitioner without partition", func(c *kafkaproducer.Config) { c.Partitioner = kafkaproducer.PartitionerManual }, false,
+			kafkaproducer.Record{Topic: "out", Value: []byte("x")}, kafkaproducer.ErrPartitionRequired, kafkaproducer.ClassBadInput},
+		{"stale timestamp", nil, false,
+			kafkaproducer.Record{Topic: "out", Value: []byte("x"), Timestamp: clock().Add(-time.Hour)}, kafkaproducer.ErrStaleTimestamp, kafkaproducer.ClassBadInput},
+		{"delivery timeout", func(c *kafkaproducer.Config) { c.DeliveryTimeout, c.RequestTimeout = time.Second, 500*time.Millisecond }, true,
+			kafkaproducer.Record{Topic: "out", Value: []byte("x")}, kafkaproducer.ErrDeliveryTimeout, kafkaproducer.ClassTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testkit.Cluster(t, []string{"in", "out"})
+			produceInput(t, c, "in", 1)
+			var fault *kfake.FaultHandle
+			if tt.fault {
+				fault = c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "out", Err: kerr.NotLeaderForPartition, Count: -1})
+			}
+			results := make(chan kafkaproducer.Result, 10)
+			cfg := pipelineCfg(c, tt.edit, results)
+			var sendErr error
+			err := runPipelineUntil(t, cfg, func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
+				_, sendErr = tx.Send(ctx, tt.out)
+				return nil // the failed record dooms the transaction anyway
+			}, nil, txn.WithMaxAttempts(1), txn.WithClock(clock, nil))
+			if !errors.Is(sendErr, tt.want) || kafkaproducer.Classify(sendErr) != tt.class {
+				t.Fatalf("send = %v (class %v), want %v (%v)", sendErr, kafkaproducer.Classify(sendErr), tt.want, tt.class)
+			}
+			if se, ok := errors.AsType[*kafkaproducer.SendError](sendErr); !ok || se.Topic != tt.out.Topic {
+				t.Fatalf("send error %v is not a SendError naming the topic", sendErr)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Run = %v, want %v", err, tt.want)
+			}
+			select {
+			case r := <-results:
+				if !errors.Is(r.Err, tt.want) {
+					t.Fatalf("hook saw %v, want %v", r.Err, tt.want)
+				}
+			default:
+				t.Fatal("hook not called")
+			}
+			if fault != nil {
+				fault.Remove()
+			}
+			expectValues(t, c, "out", true, nil)
+		})
 	}
 }

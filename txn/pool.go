@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/kprod/kprod/kafkaproducer"
@@ -145,15 +147,23 @@ func (p *Pool) get(ctx context.Context) (*Producer, error) {
 }
 
 // put returns a member: a usable one goes back to idle; a fenced, broken
-// or closed one is closed and its slot freed for a replacement.
+// or closed one is closed and its slot freed for a replacement. Once the
+// pool is closing, every returned member is closed (Close may already
+// have emptied idle).
 func (p *Pool) put(m *Producer) {
-	if err := m.Err(); err != nil {
-		p.log.Warn("replacing transactional producer", zap.String("transactional_id", m.id), zap.Error(err))
-		closeMember(m)
-		p.slots <- m.slot
+	p.mu.Lock()
+	if err := m.Err(); err == nil && !p.closing {
+		p.idle <- m // never blocks: at most Size members exist
+		p.mu.Unlock()
 		return
 	}
-	p.idle <- m
+	closing := p.closing
+	p.mu.Unlock()
+	if err := m.Err(); err != nil && !closing {
+		p.log.Warn("replacing transactional producer", zap.String("transactional_id", m.id), zap.Error(err))
+	}
+	closeMember(m)
+	p.slots <- m.slot
 }
 
 func closeMember(m *Producer) {
@@ -178,6 +188,13 @@ func (p *Pool) Run(ctx context.Context, fn Func) error {
 		return fmt.Errorf("kprod: transaction pool %q: %w", p.prefix, err)
 	}
 	p.mu.Lock()
+	if p.closing {
+		// Close began while this member was being built: Close
+		// does not know it, so do not start a transaction on it.
+		p.mu.Unlock()
+		p.put(m)
+		return fmt.Errorf("kprod: transaction pool %q: %w", p.prefix, ErrPoolClosed)
+	}
 	p.busy[m] = struct{}{}
 	p.mu.Unlock()
 	defer func() {
@@ -200,58 +217,124 @@ func (p *Pool) enter() bool {
 	return true
 }
 
+// PoolCloseError is returned by Pool.Close when transaction functions
+// were still running after its context ended and after their members
+// were closed: functions that ignore their context. Busy names their
+// transactional IDs.
+type PoolCloseError struct {
+	Busy []string
+	Err  error // ctx's error, joined with errors closing members
+}
+
+func (e *PoolCloseError) Error() string {
+	return fmt.Sprintf("kprod: close transaction pool: transactions still running on %s: %v", strings.Join(e.Busy, ", "), e.Err)
+}
+
+func (e *PoolCloseError) Unwrap() error { return e.Err }
+
 // Close stops new Runs (they fail with ErrPoolClosed), lets running ones
-// finish while ctx allows (then cancels them: their transactions abort),
-// and closes every member. It is idempotent.
+// finish while ctx allows, and closes every member. It is idempotent:
+// later calls return the first call's result.
+//
+// When ctx ends first, Close cancels the running transactions' contexts
+// and closes their members, giving each up to WithEndTimeout to abort
+// its transaction. A function that ignores its context is not waited
+// for: Close closes its member's client under it (its later sends fail
+// with kafkaproducer.ErrClosed) and returns a *PoolCloseError naming the
+// transactional IDs still busy. Their Runs return when the functions
+// do, with an error; the transactions they left open never commit: the
+// broker aborts them when cfg.TransactionTimeout expires, or at once
+// when a producer with the same ID starts (the next pool with this
+// prefix).
 func (p *Pool) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() {
-		p.mu.Lock()
-		p.closing = true
-		p.mu.Unlock()
-		close(p.done)
-		finished := make(chan struct{})
-		go func() {
-			p.running.Wait()
-			close(finished)
-		}()
-		select {
-		case <-finished:
-		case <-ctx.Done():
-			// Abort what is still running: closing a busy member
-			// cancels its transaction and waits for the abort.
-			p.log.Warn("close: transactions still running; aborting them")
-			p.closeBusy()
-			<-finished
-		}
-		var errs []error
-		for {
-			select {
-			case m := <-p.idle:
-				if err := m.Close(ctx); err != nil {
-					errs = append(errs, err)
-				}
-				continue
-			default:
-			}
-			break
-		}
-		p.closeErr = errors.Join(errs...)
-	})
+	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
 	return p.closeErr
 }
 
+func (p *Pool) close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closing = true
+	p.mu.Unlock()
+	close(p.done)
+	finished := make(chan struct{})
+	go func() {
+		// Ends when the last Run returns; if a function ignores its
+		// context that is after Close has returned.
+		p.running.Wait()
+		close(finished)
+	}()
+	var errs []error
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		// Abort what is still running: closing a busy member
+		// cancels its transaction and waits (up to the end timeout)
+		// for the abort.
+		p.log.Warn("close: transactions still running; aborting them")
+		stuck, err := p.closeBusy()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if len(stuck) > 0 {
+			p.log.Error("close: transaction functions ignore their context; returning without them",
+				zap.Strings("transactional_ids", stuck))
+			p.closeIdle(ctx)
+			return &PoolCloseError{Busy: stuck, Err: errors.Join(append([]error{ctx.Err()}, errs...)...)}
+		}
+		// Every busy member's Run has ended; its Pool.Run only has
+		// to hand the member back.
+		<-finished
+	}
+	errs = append(errs, p.closeIdle(ctx)...)
+	return errors.Join(errs...)
+}
+
+// closeIdle closes the idle members.
+func (p *Pool) closeIdle(ctx context.Context) []error {
+	var errs []error
+	for {
+		select {
+		case m := <-p.idle:
+			if err := m.Close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			return errs
+		}
+	}
+}
+
 // closeBusy closes the members lent to Runs, which aborts their
-// transactions.
-func (p *Pool) closeBusy() {
+// transactions, and returns the IDs of those whose function was still
+// running when its member's end timeout passed.
+func (p *Pool) closeBusy() (stuck []string, err error) {
 	p.mu.Lock()
 	busy := make([]*Producer, 0, len(p.busy))
 	for m := range p.busy {
 		busy = append(busy, m)
 	}
 	p.mu.Unlock()
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, m := range busy {
-		wg.Go(func() { closeMember(m) })
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), m.o.endTimeout)
+			defer cancel()
+			s, err := m.closeAll(cctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if s {
+				stuck = append(stuck, m.id)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
 	}
 	wg.Wait()
+	sort.Strings(stuck)
+	return stuck, errors.Join(errs...)
 }

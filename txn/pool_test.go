@@ -189,3 +189,63 @@ func TestNewPoolRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolCloseBoundedWhenFunctionIgnoresCtx: a transaction function that
+// ignores its context does not keep Close waiting past ctx and the end
+// timeout: Close closes the member under it and returns a
+// *PoolCloseError naming the busy ID. The open transaction never
+// commits, and the next producer with that ID aborts it.
+func TestPoolCloseBoundedWhenFunctionIgnoresCtx(t *testing.T) {
+	c := cluster(t)
+	pool, err := txn.NewPool(baseCfg(c), "stubborn", 2, txn.WithEndTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan string)
+	release := make(chan struct{})
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- pool.Run(context.Background(), func(ctx context.Context, tx *txn.Tx) error {
+			if _, err := tx.Send(ctx, rec("orders", "stuck", 0)); err != nil {
+				return err
+			}
+			sent <- tx.TransactionalID()
+			<-release // ignores ctx
+			_, err := tx.Send(ctx, rec("orders", "stuck", 1))
+			return err
+		})
+	}()
+	id := <-sent
+	closeCtx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	start := time.Now()
+	go func() { closed <- pool.Close(closeCtx) }()
+	select {
+	case err = <-closed:
+	case <-time.After(10 * time.Second):
+		close(release)
+		<-runErr
+		<-closed
+		t.Fatal("Close still waiting 10s after its context ended")
+	}
+	el := time.Since(start)
+	close(release)
+	var pce *txn.PoolCloseError
+	if !errors.As(err, &pce) || fmt.Sprint(pce.Busy) != fmt.Sprint([]string{id}) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want a PoolCloseError naming [%s] and wrapping the deadline", err, id)
+	}
+	if el > 5*time.Second {
+		t.Errorf("Close took %v", el)
+	}
+	if err := <-runErr; err == nil {
+		t.Fatal("the stuck transaction's Run returned nil after its member was closed")
+	}
+	if again := pool.Close(context.Background()); again != err {
+		t.Fatalf("second Close = %v, want the first result", again)
+	}
+	// A new instance of the ID aborts the transaction left open, so
+	// read_committed consumers move on and never see its records.
+	newTxnProducer(t, c, id)
+	expectValues(t, c, "orders", true, nil)
+}

@@ -41,8 +41,9 @@ type Producer struct {
 	closing   bool
 	cancelRun context.CancelFunc
 
-	closeOnce sync.Once
-	closeErr  error
+	closeOnce  sync.Once
+	closeErr   error
+	closeStuck bool // set by Close when a Run outlived its ctx
 }
 
 // New builds a transactional producer: cfg with TransactionalID set to id,
@@ -251,7 +252,7 @@ func (p *Producer) attempt(ctx context.Context, fn Func) attemptResult {
 	// is a read.
 	var me pid
 	me.id, me.epoch, _ = p.cl.ProducerID(runCtx)
-	tx := newTx(p.id, p.kp.SendAsync)
+	tx := newTx(p.id, p.kp.SendAsync, p.kp.SendBatch)
 	panicked, pv, fnErr := call(runCtx, tx, fn)
 	tx.seal()
 
@@ -420,6 +421,13 @@ func (p *Producer) abort(ctx context.Context, tx *Tx, cause error, me pid) attem
 // context), waits for it to end while ctx allows, then closes the
 // underlying producer. Later Runs fail with an error matching
 // kafkaproducer.ErrClosed. Close is idempotent.
+//
+// If the function ignores its context and is still running when ctx
+// ends, Close closes the producer under it: its later sends fail with
+// kafkaproducer.ErrClosed and Run returns when the function does. The
+// transaction it had open is aborted by the broker when
+// cfg.TransactionTimeout expires, or at once when a new producer with the
+// same transactional ID starts; its records never become visible.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
@@ -431,11 +439,23 @@ func (p *Producer) Close(ctx context.Context) error {
 			cancel()
 		}
 		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			p.log.Warn("close: transaction still running; closing the client under it")
+		case p.sem <- struct{}{}: // idle: no need to look at ctx
+		default:
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				p.log.Warn("close: transaction still running; closing the client under it")
+				p.closeStuck = true
+			}
 		}
 		p.closeErr = p.kp.Close(ctx)
 	})
 	return p.closeErr
+}
+
+// closeAll closes the producer like Close and reports whether a
+// transaction was still running when it gave up waiting.
+func (p *Producer) closeAll(ctx context.Context) (stuck bool, err error) {
+	err = p.Close(ctx)
+	return p.closeStuck, err
 }

@@ -13,6 +13,10 @@ import (
 // the record's outcome exactly once.
 type sendFunc func(ctx context.Context, rec kafkaproducer.Record, cb func(kafkaproducer.Result)) error
 
+// batchFunc sends records and waits for all of them, one Result per
+// record in order: a Producer's SendBatch.
+type batchFunc func(ctx context.Context, recs []kafkaproducer.Record) kafkaproducer.Results
+
 // Tx is one open transaction, handed to the function given to Run. Every
 // record sent through it, to any topics and partitions, becomes visible
 // to read_committed consumers together when the transaction commits, or
@@ -28,8 +32,9 @@ type sendFunc func(ctx context.Context, rec kafkaproducer.Record, cb func(kafkap
 // failure) never reaches the Tx: return that error from the function so
 // the transaction aborts.
 type Tx struct {
-	id   string
-	send sendFunc
+	id    string
+	send  sendFunc
+	batch batchFunc // nil: SendBatch sends record by record
 
 	mu     sync.Mutex // guards sealed and the Add side of wg
 	sealed bool
@@ -39,8 +44,26 @@ type Tx struct {
 	firstErr atomic.Pointer[error]
 }
 
-func newTx(id string, send sendFunc) *Tx {
-	return &Tx{id: id, send: send}
+func newTx(id string, send sendFunc, batch batchFunc) *Tx {
+	return &Tx{id: id, send: send, batch: batch}
+}
+
+// doneResult is the Result of a record sent after the transaction ended.
+func doneResult(rec kafkaproducer.Record) kafkaproducer.Result {
+	return kafkaproducer.FailedResult(rec, kafkaproducer.WithClass(kafkaproducer.ClassClosed, ErrTxnDone))
+}
+
+// enter registers n records about to be sent, unless the transaction
+// has ended.
+func (t *Tx) enter(n int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sealed {
+		return false
+	}
+	t.wg.Add(1)
+	t.records.Add(int64(n))
+	return true
 }
 
 // TransactionalID returns the producer's transactional ID.
@@ -70,7 +93,7 @@ func (t *Tx) fail(err error) {
 func (t *Tx) Send(ctx context.Context, rec kafkaproducer.Record) (kafkaproducer.Result, error) {
 	done := make(chan kafkaproducer.Result, 1)
 	if err := t.SendAsync(ctx, rec, func(r kafkaproducer.Result) { done <- r }); err != nil {
-		return kafkaproducer.Result{Record: rec, Partition: -1, Offset: -1, Err: err}, err
+		return kafkaproducer.FailedResult(rec, err), err
 	}
 	r := <-done
 	return r, r.Err
@@ -82,15 +105,9 @@ func (t *Tx) Send(ctx context.Context, rec kafkaproducer.Record) (kafkaproducer.
 // function may return without waiting for callbacks. A refused record
 // returns an error (cb is not called) and dooms the transaction.
 func (t *Tx) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb func(kafkaproducer.Result)) error {
-	t.mu.Lock()
-	if t.sealed {
-		t.mu.Unlock()
-		err := &kafkaproducer.SendError{Topic: rec.Topic, Partition: -1, Key: rec.Key, Class: kafkaproducer.ClassClosed, Err: ErrTxnDone}
-		return err
+	if !t.enter(1) {
+		return doneResult(rec).Err
 	}
-	t.wg.Add(1)
-	t.mu.Unlock()
-	t.records.Add(1)
 	err := t.send(ctx, rec, func(r kafkaproducer.Result) {
 		if r.Err != nil {
 			t.fail(r.Err)
@@ -108,9 +125,36 @@ func (t *Tx) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb func(ka
 }
 
 // SendBatch sends records in the transaction and waits for all of them,
-// returning one Result per record in order. Any failure dooms the
-// transaction.
+// returning one Result per record in order (a refused record carries its
+// error too). Any failure dooms the transaction. In a Producer's
+// transaction the batch goes through the underlying
+// kafkaproducer.Producer's SendBatch: the transaction is the client's
+// state, so every record of the batch is in it.
 func (t *Tx) SendBatch(ctx context.Context, recs []kafkaproducer.Record) kafkaproducer.Results {
+	if t.batch == nil {
+		return t.sendEach(ctx, recs)
+	}
+	if !t.enter(len(recs)) {
+		out := make(kafkaproducer.Results, len(recs))
+		for i := range recs {
+			out[i] = doneResult(recs[i])
+		}
+		return out
+	}
+	defer t.wg.Done()
+	out := t.batch(ctx, recs)
+	for _, r := range out {
+		if r.Err != nil {
+			t.fail(r.Err)
+			break
+		}
+	}
+	return out
+}
+
+// sendEach is SendBatch through SendAsync, for a Tx with no batch path
+// (a Pipeline's).
+func (t *Tx) sendEach(ctx context.Context, recs []kafkaproducer.Record) kafkaproducer.Results {
 	out := make(kafkaproducer.Results, len(recs))
 	var wg sync.WaitGroup
 	for i := range recs {
@@ -119,7 +163,7 @@ func (t *Tx) SendBatch(ctx context.Context, recs []kafkaproducer.Record) kafkapr
 			out[i] = r
 			wg.Done()
 		}); err != nil {
-			out[i] = kafkaproducer.Result{Record: recs[i], Partition: -1, Offset: -1, Err: err}
+			out[i] = kafkaproducer.FailedResult(recs[i], err)
 			wg.Done()
 		}
 	}

@@ -698,3 +698,80 @@ func TestNewFailsFast(t *testing.T) {
 		})
 	}
 }
+
+// TestSendBatchInTransaction: Tx.SendBatch goes through the underlying
+// Producer's SendBatch and its records are in the transaction: written
+// (read_uncommitted sees them) but never visible to read_committed
+// consumers when the transaction aborts, all visible when it commits.
+// A refused record in a batch dooms the transaction; a batch sent after
+// the function returned fails with ErrTxnDone (ClassClosed).
+func TestSendBatchInTransaction(t *testing.T) {
+	c := cluster(t)
+	p := newTxnProducer(t, c, "batcher", txn.WithMaxAttempts(1))
+	ctx := ctxT(t, 30*time.Second)
+	batch := func(tag string) []kafkaproducer.Record {
+		recs := make([]kafkaproducer.Record, 6)
+		for i := range recs {
+			recs[i] = rec(articleTopics[i%len(articleTopics)], tag, i)
+		}
+		return recs
+	}
+	errAbort := errors.New("abort after the batch")
+	var leaked *txn.Tx
+	err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
+		leaked = tx
+		res := tx.SendBatch(ctx, batch("aborted"))
+		if err := res.FirstErr(); err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Offset < 0 || r.Partition < 0 {
+				return fmt.Errorf("batch record not written: %+v", r)
+			}
+		}
+		if tx.Records() != 6 {
+			return fmt.Errorf("Records() = %d after a batch of 6", tx.Records())
+		}
+		return errAbort
+	})
+	if !errors.Is(err, errAbort) {
+		t.Fatalf("Run = %v, want the abort", err)
+	}
+	if got := values(t, c, "orders", false, 2, 200*time.Millisecond); len(got) != 2 {
+		t.Fatalf("read_uncommitted sees %v of the aborted batch on orders, want 2 records", got)
+	}
+	for _, topic := range articleTopics {
+		expectValues(t, c, topic, true, nil)
+	}
+	res := leaked.SendBatch(context.Background(), batch("late"))
+	for _, r := range res {
+		if !errors.Is(r.Err, txn.ErrTxnDone) || r.Class() != kafkaproducer.ClassClosed {
+			t.Fatalf("batch on an ended Tx: %v (class %v), want ErrTxnDone (closed)", r.Err, r.Class())
+		}
+	}
+
+	// A batch with one refused record dooms the transaction even
+	// though the function ignores the result.
+	bad := batch("doomed")
+	bad[3].Topic = ""
+	err = p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
+		_ = tx.SendBatch(ctx, bad)
+		return nil
+	})
+	if !errors.Is(err, kafkaproducer.ErrNoTopic) {
+		t.Fatalf("Run with a refused batch record = %v, want ErrNoTopic", err)
+	}
+
+	if err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
+		return tx.SendBatch(ctx, batch("b")).FirstErr()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	for i, r := range batch("b") {
+		want[r.Topic] = append(want[r.Topic], fmt.Sprintf("b-%d", i))
+	}
+	for _, topic := range articleTopics {
+		expectValues(t, c, topic, true, want[topic])
+	}
+}

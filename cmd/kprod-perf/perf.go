@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kprod/kprod/kafkaproducer"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/kprod/kprod/txn"
 )
 
 // maxSamples bounds the latency slice (8 bytes a record): above it every
@@ -226,15 +226,38 @@ func payload(size int) []byte {
 // o.reportEvery. The returned error is about the run itself (the
 // producer could not be built, a transaction failed to commit); failed
 // records are counted in the result.
+//
+// With o.transactional, records go through package txn: one txn.Producer
+// (cfg.TransactionalID) runs one transaction per o.txnSize records,
+// sending with tx.SendAsync; Run waits for every record and commits. A
+// transaction is not retried (WithMaxAttempts(1)), so no record is
+// counted twice; one that does not commit ends the run with its error.
 func runOne(ctx context.Context, cfg kafkaproducer.Config, o runOpts) (result, error) {
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		return result{}, err
+	var (
+		sender   kafkaproducer.RecordSender
+		flush    func(context.Context) error
+		closeP   func(context.Context) error
+		runTxn   func(context.Context, txn.Func) error
+		closeErr error
+		closed   bool
+	)
+	if o.transactional {
+		tp, err := txn.New(cfg, cfg.TransactionalID, txn.WithMaxAttempts(1))
+		if err != nil {
+			return result{}, err
+		}
+		flush = func(context.Context) error { return nil } // Run flushes before each commit
+		closeP, runTxn = tp.Close, tp.Run
+	} else {
+		p, err := kafkaproducer.New(cfg)
+		if err != nil {
+			return result{}, err
+		}
+		sender, flush, closeP = p, p.Flush, p.Close
 	}
-	closed := false
 	defer func() {
 		if !closed {
-			_ = p.Close(ctx)
+			_ = closeP(ctx)
 		}
 	}()
 	value := payload(o.recordSize)
@@ -254,54 +277,45 @@ func runOne(ctx context.Context, cfg kafkaproducer.Config, o runOpts) (result, e
 		wg.Wait()
 	}()
 
-	var txns int64
-	cl := p.Client()
-	endTxn := func() error {
-		if err := p.Flush(ctx); err != nil {
-			return err
-		}
-		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			return fmt.Errorf("kprod: commit transaction %d: %w", txns+1, err)
-		}
-		txns++
-		return nil
-	}
-
 	start := time.Now()
 	pace := pacer{rate: o.throughput, start: start, now: time.Now, sleep: sleepCtx}
-	var runErr error
 	var sent int64
-	for i := int64(0); i < o.numRecords; i++ {
-		if err := pace.wait(ctx, i); err != nil {
-			runErr = err
-			break
+	// send sends records [from, to) through s.
+	send := func(ctx context.Context, s kafkaproducer.RecordSender, from, to int64) error {
+		for i := from; i < to; i++ {
+			if err := pace.wait(ctx, i); err != nil {
+				return err
+			}
+			rec := kafkaproducer.Record{Topic: o.topic, Value: value}
+			if len(keys) > 0 {
+				rec.Key = keys[i%int64(len(keys))]
+			}
+			if err := s.SendAsync(ctx, rec, func(r kafkaproducer.Result) { st.done(i, r) }); err != nil {
+				st.fail(i, err)
+			}
+			sent++
 		}
-		if o.transactional && i%o.txnSize == 0 {
-			if err := cl.BeginTransaction(); err != nil {
-				runErr = fmt.Errorf("kprod: begin transaction %d: %w", txns+1, err)
-				break
+		return nil
+	}
+	var runErr error
+	var txns int64
+	if o.transactional {
+		for from := int64(0); from < o.numRecords && runErr == nil; from += o.txnSize {
+			to := min(from+o.txnSize, o.numRecords)
+			runErr = runTxn(ctx, func(ctx context.Context, tx *txn.Tx) error { return send(ctx, tx, from, to) })
+			if runErr == nil {
+				txns++
 			}
 		}
-		rec := kafkaproducer.Record{Topic: o.topic, Value: value}
-		if len(keys) > 0 {
-			rec.Key = keys[i%int64(len(keys))]
-		}
-		if err := p.SendAsync(ctx, rec, func(r kafkaproducer.Result) { st.done(i, r) }); err != nil {
-			st.fail(i, err)
-		}
-		sent++
-		if o.transactional && ((i+1)%o.txnSize == 0 || i+1 == o.numRecords) {
-			if runErr = endTxn(); runErr != nil {
-				break
-			}
-		}
+	} else {
+		runErr = send(ctx, sender, 0, o.numRecords)
 	}
 	if runErr == nil {
-		runErr = p.Flush(ctx)
+		runErr = flush(ctx)
 	}
 	elapsed := time.Since(start)
 	// Close waits for every callback, so the stats are complete after it.
-	closeErr := p.Close(ctx)
+	closeErr = closeP(ctx)
 	closed = true
 	if _, ok := errors.AsType[*kafkaproducer.CloseError](closeErr); ok {
 		closeErr = nil // its records reached their callbacks and are counted

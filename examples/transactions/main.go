@@ -74,7 +74,16 @@ func run(brokers string, n int) error {
 	if err != nil {
 		return err
 	}
-	defer pool.Close(context.Background())
+	defer func() {
+		// Close waits for running transactions up to its deadline;
+		// past it, a *txn.PoolCloseError names any whose function
+		// ignored its context.
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := pool.Close(cctx); err != nil {
+			fmt.Printf("pool close: %v\n", err)
+		}
+	}()
 
 	errDeclined := errors.New("payment declined")
 	var wg sync.WaitGroup
