@@ -125,9 +125,11 @@ func (e emptyKeyTopic) OnNewBatch() {
 	}
 }
 
-// explicit sends a record whose Partition is set (>= 0; kprod stores -1
-// for "let the partitioner choose") to that partition, and every other
-// record to the wrapped partitioner. franz-go discovers optional
+// explicit sends a record that kprod sent with Record.PartitionSet to
+// its partition, and every other record to the wrapped partitioner. A
+// franz-go record built by hand on a client from Config.ClientOpts (whose
+// Partition is 0 unless set) is always partitioned; use PartitionerManual
+// to place such records yourself. franz-go discovers optional
 // interfaces by type assertion, so the wrapper for a topic implements
 // exactly the ones the wrapped topic partitioner does.
 type explicit struct{ inner kgo.Partitioner }
@@ -151,12 +153,18 @@ func (e explicit) ForTopic(t string) kgo.TopicPartitioner {
 
 type explicitTopic struct{ tp kgo.TopicPartitioner }
 
+// isExplicit reports a record kprod sent with an explicit partition.
+func isExplicit(r *kgo.Record) bool {
+	pd := pendingOf(r)
+	return pd != nil && pd.explicit
+}
+
 func (e explicitTopic) RequiresConsistency(r *kgo.Record) bool {
-	return r.Partition >= 0 || e.tp.RequiresConsistency(r)
+	return isExplicit(r) || e.tp.RequiresConsistency(r)
 }
 
 func (e explicitTopic) Partition(r *kgo.Record, n int) int {
-	if r.Partition >= 0 {
+	if isExplicit(r) {
 		return checkExplicit(r, n)
 	}
 	return e.tp.Partition(r, n)
@@ -168,7 +176,7 @@ func (e explicitTopic) Partition(r *kgo.Record, n int) int {
 func checkExplicit(r *kgo.Record, n int) int {
 	if int(r.Partition) >= n {
 		if pd := pendingOf(r); pd != nil {
-			pd.partitions = n
+			pd.partitions = int32(n)
 		}
 	}
 	return int(r.Partition)
@@ -180,7 +188,7 @@ type explicitBackup struct {
 }
 
 func (e explicitBackup) PartitionByBackup(r *kgo.Record, n int, it kgo.TopicBackupIter) int {
-	if r.Partition >= 0 {
+	if isExplicit(r) {
 		return checkExplicit(r, n)
 	}
 	return e.bp.PartitionByBackup(r, n, it)

@@ -1,7 +1,9 @@
 package kafkaproducer
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -165,18 +167,31 @@ func TestSaramaVectors(t *testing.T) {
 }
 
 func TestExplicitPartitionWins(t *testing.T) {
+	part := func(tp kgo.TopicPartitioner, r *kgo.Record) int {
+		if bp, ok := tp.(kgo.TopicBackupPartitioner); ok {
+			return bp.PartitionByBackup(r, 8, &iter{n: 8})
+		}
+		return tp.Partition(r, 8)
+	}
 	for _, name := range Partitioners() {
 		p, _ := name.build()
 		tp := p.ForTopic("t")
-		r := &kgo.Record{Key: []byte("k"), Partition: 5}
-		var got int
-		if bp, ok := tp.(kgo.TopicBackupPartitioner); ok {
-			got = bp.PartitionByBackup(r, 8, &iter{n: 8})
-		} else {
-			got = tp.Partition(r, 8)
-		}
-		if got != 5 || !tp.RequiresConsistency(r) {
+		pd := &pending{explicit: true, Context: context.Background()}
+		pd.kr = kgo.Record{Key: []byte("k"), Partition: 5, Context: pd}
+		if got := part(tp, &pd.kr); got != 5 || !tp.RequiresConsistency(&pd.kr) {
 			t.Errorf("%s: explicit partition 5 went to %d", name, got)
+		}
+		if name == PartitionerManual {
+			continue
+		}
+		// A hand-built franz-go record (on a client from ClientOpts) is
+		// partitioned, whatever its zero Partition field says.
+		seen := map[int]bool{}
+		for i := range 64 {
+			seen[part(tp, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i)})] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("%s: hand-built records all went to partition %v", name, seen)
 		}
 	}
 }

@@ -85,19 +85,14 @@ func (p *Producer) Logger() *zap.Logger { return p.log }
 type pending struct {
 	kr kgo.Record
 	context.Context
-	p        *Producer
-	start    time.Time
-	explicit bool
-	cb       func(Result)
+	p     *Producer
+	cb    func(Result) // SendAsync and TrySend only
+	start time.Time
+	idx   int32 // position in a SendBatch
 	// partitions is set by the partitioner when an explicit partition
 	// is not in the topic (it holds the topic's partition count).
-	partitions int
-
-	// Send waits on wg and reads res; batch sends use batch and idx.
-	wg    sync.WaitGroup
-	res   Result
-	batch *batchWait
-	idx   int
+	partitions int32
+	explicit   bool
 }
 
 type pendingKey struct{}
@@ -109,11 +104,6 @@ func (pd *pending) Value(k any) any {
 		return pd
 	}
 	return pd.Context.Value(k)
-}
-
-type batchWait struct {
-	wg      sync.WaitGroup
-	results Results
 }
 
 // check refuses a record before it reaches franz-go.
@@ -185,12 +175,16 @@ func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record) {
 	pd.p = p
 	pd.start = time.Now()
 	pd.explicit = rec.PartitionSet
+	ts := rec.Timestamp
+	if ts.IsZero() {
+		ts = pd.start // saves franz-go a second clock read
+	}
 	pd.kr = kgo.Record{
 		Topic:     rec.Topic,
 		Key:       rec.Key,
 		Value:     rec.Value,
 		Headers:   rec.Headers,
-		Timestamp: rec.Timestamp,
+		Timestamp: ts,
 		Partition: -1,
 		Context:   pd,
 	}
@@ -245,10 +239,17 @@ func FailedResult(rec Record, err error) Result {
 	return Result{Record: rec, Partition: -1, Offset: -1, Err: sendError(rec.Topic, -1, rec.Key, err)}
 }
 
-// deliver is the single franz-go promise for every kprod record.
+// deliver is the franz-go promise of every SendAsync and TrySend record.
 func deliver(r *kgo.Record, err error) {
 	pd := pendingOf(r)
-	p := pd.p
+	pd.cb(pd.p.complete(pd, err))
+}
+
+// complete turns a finished record into its Result: the error classified
+// and wrapped, the record kept for Close's report if closing, the hooks
+// run. Every record kprod hands to franz-go passes through here once.
+func (p *Producer) complete(pd *pending, err error) Result {
+	r := &pd.kr
 	latency := time.Since(pd.start)
 	if err != nil {
 		switch {
@@ -274,25 +275,14 @@ func deliver(r *kgo.Record, err error) {
 	if pd.explicit {
 		res.Record.Partition, res.Record.PartitionSet = r.Partition, true
 	}
-	if err != nil {
-		if p.closing.Load() {
-			p.mu.Lock()
-			p.undelivered = append(p.undelivered, res)
-			p.mu.Unlock()
-		}
+	if err != nil && p.closing.Load() {
+		p.mu.Lock()
+		p.undelivered = append(p.undelivered, res)
+		p.mu.Unlock()
 	}
 	p.runHooks(res)
-	switch {
-	case pd.batch != nil:
-		pd.batch.results[pd.idx] = res
-		pd.batch.wg.Done()
-	case pd.cb != nil:
-		pd.cb(res)
-	default:
-		pd.res = res
-		pd.wg.Done()
-	}
 	p.done()
+	return res
 }
 
 // wrapCause puts kprod's sentinel in front of franz-go's equivalent, so
@@ -331,10 +321,11 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 	}
 	pd := new(pending)
 	p.fill(pd, ctx, &rec)
-	pd.wg.Add(1)
-	p.cl.Produce(ctx, &pd.kr, deliver)
-	pd.wg.Wait()
-	return pd.res, pd.res.Err
+	// ProduceSync also stops the partition's linger: a caller waiting
+	// on one record should not wait for a batch to fill.
+	rs := p.cl.ProduceSync(ctx, &pd.kr)
+	res := p.complete(pd, rs[0].Err)
+	return res, res.Err
 }
 
 // SendAsync hands one record to the producer and returns once it is
@@ -411,26 +402,33 @@ func (p *Producer) sendAsync(ctx context.Context, rec Record, cb func(Result), b
 // error too. Records to the same partition keep their order. ctx applies
 // to every record as in Send.
 func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
-	bw := &batchWait{results: make(Results, len(recs))}
+	results := make(Results, len(recs))
 	pds := make([]pending, len(recs))
+	krs := make([]*kgo.Record, 0, len(recs))
 	for i := range recs {
 		rec := &recs[i]
 		if err := p.check(rec); err != nil {
-			bw.results[i] = p.refuse(*rec, err)
+			results[i] = p.refuse(*rec, err)
 			continue
 		}
 		if err := p.begin(); err != nil {
-			bw.results[i] = p.refuse(*rec, err)
+			results[i] = p.refuse(*rec, err)
 			continue
 		}
 		pd := &pds[i]
 		p.fill(pd, ctx, rec)
-		pd.batch, pd.idx = bw, i
-		bw.wg.Add(1)
-		p.cl.Produce(ctx, &pd.kr, deliver)
+		pd.idx = int32(i)
+		krs = append(krs, &pd.kr)
 	}
-	bw.wg.Wait()
-	return bw.results
+	if len(krs) == 0 {
+		return results
+	}
+	// Results come back in completion order; each finds its slot.
+	for _, r := range p.cl.ProduceSync(ctx, krs...) {
+		pd := pendingOf(r.Record)
+		results[pd.idx] = p.complete(pd, r.Err)
+	}
+	return results
 }
 
 // Flush sends everything buffered now, without waiting for Linger, and

@@ -95,11 +95,12 @@ func (rs Results) Err() error {
 }
 
 // Hook observes the outcome of every record a Producer handles, including
-// records refused before they reached franz-go. OnRecordDone runs on the
-// goroutine that completes the record (franz-go's promise goroutine, or the
-// caller's for immediate refusals), before the record's own callback and
-// before Send returns. It must be fast and must not block or call back into
-// the producer; hand slow work to a goroutine of your own.
+// records refused before they reached franz-go. OnRecordDone runs before
+// the record's callback and before Send or SendBatch returns: on franz-go's
+// promise goroutine for SendAsync and TrySend, on the caller's goroutine
+// for Send, SendBatch and refusals. It may therefore run concurrently
+// with itself; it must be fast, safe for concurrent use, and must not
+// block or call back into the producer.
 type Hook interface {
 	OnRecordDone(Result)
 }
