@@ -12,10 +12,13 @@ import (
 	"github.com/kprod/kprod/dlq/spool"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/sony/gobreaker/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 )
 
-// Sentinel errors. Match them with errors.Is.
+// Sentinel errors. Match them with errors.Is. Calls after Close began
+// fail with kafkaproducer.ErrClosed (the same error the wrapped producer
+// uses); match that.
 var (
 	// ErrCircuitOpen is the cause of a record refused (OpenFailFast) or
 	// spooled because the circuit breaker was open. Its class is
@@ -24,8 +27,6 @@ var (
 	// ErrNoSpool is wrapped by the error of a record that had to be
 	// spooled when no spool is configured.
 	ErrNoSpool = errors.New("kprod: no spool configured")
-	// ErrClosed is returned for calls after Close began.
-	ErrClosed = kafkaproducer.ErrClosed
 )
 
 // Disposition is where a record ended.
@@ -73,9 +74,11 @@ type Result struct {
 	// DeadLetter is the dead-letter send when Disposition is DeadLettered.
 	DeadLetter *kafkaproducer.Result
 	// Ambiguous is set when the failed attempt may have written the
-	// record anyway: it reached the producer and failed with anything but
-	// an explicit refusal (bad input, authorization). Its topic may then
-	// hold it twice once replayed, with the same record ID.
+	// record anyway: it reached Kafka's client and failed with anything
+	// but an explicit refusal (bad input, authorization). Its topic may
+	// then hold it twice once replayed, with the same record ID. A record
+	// the producer refused at the call (closed, no topic, ...) or that
+	// never went to Kafka (open breaker) is not ambiguous.
 	Ambiguous bool
 	// Err is non-nil only when Disposition is Failed.
 	Err error
@@ -135,7 +138,9 @@ type Producer struct {
 	supCtx    context.Context
 	supCancel context.CancelFunc
 	supDone   chan struct{}
-	replayMu  sync.Mutex
+
+	replayMu     sync.Mutex // one Replay at a time; Close takes it for good
+	replayClosed bool       // guarded by replayMu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -292,7 +297,7 @@ func (d *Producer) begin() error {
 	d.closeMu.RLock()
 	defer d.closeMu.RUnlock()
 	if d.closed {
-		return ErrClosed
+		return kafkaproducer.ErrClosed
 	}
 	d.inflight.Add(1)
 	return nil
@@ -323,25 +328,26 @@ func report(done func(error), err error) {
 	}
 }
 
-// bypassItem is a record that does not go to Kafka now.
+// bypassItem is a record that does not go to Kafka now (open breaker,
+// or queued behind the spool): a refusal of class ClassRetriable.
 func (d *Producer) bypassItem(rec kafkaproducer.Record, id [16]byte, why error) *item {
 	partition := int32(-1)
 	if rec.PartitionSet {
 		partition = rec.Partition
 	}
-	cause := &kafkaproducer.SendError{Topic: rec.Topic, Partition: partition, Key: rec.Key, Class: kafkaproducer.ClassRetriable, Err: why}
+	res := kafkaproducer.FailedResult(rec, kafkaproducer.WithClass(kafkaproducer.ClassRetriable, why))
 	return &item{
 		rec:       rec,
 		id:        id,
-		attempt:   kafkaproducer.Result{Record: rec, Partition: -1, Offset: -1, Err: cause},
-		cause:     cause,
-		class:     kafkaproducer.ClassRetriable,
+		attempt:   res,
+		cause:     res.Err,
+		class:     kafkaproducer.Classify(res.Err),
 		partition: partition,
 	}
 }
 
 func (d *Producer) failedItem(res kafkaproducer.Result, id [16]byte) *item {
-	return &item{
+	it := &item{
 		rec:       res.Record,
 		id:        id,
 		attempt:   res,
@@ -350,11 +356,48 @@ func (d *Producer) failedItem(res kafkaproducer.Result, id [16]byte) *item {
 		partition: res.Partition,
 		attempts:  1,
 	}
+	if refusedAtCall(res.Err) {
+		it.attempts = 0 // it never reached Kafka's client
+	}
+	return it
+}
+
+// refusedAtCall reports whether the wrapped producer refused a record at
+// the call, before it reached franz-go: closed (a bare ErrClosed; records
+// cut off by Close wrap franz-go's kgo.ErrClientClosed too), or input it
+// checks itself. Such a record was never written, so it is not ambiguous.
+func refusedAtCall(err error) bool {
+	return badCall(err) || (errors.Is(err, kafkaproducer.ErrClosed) && !errors.Is(err, kgo.ErrClientClosed))
+}
+
+// badCall reports the refusals that are the caller's mistake in the call
+// itself: no topic, a bad or missing partition, a stale timestamp. They
+// are returned to the caller, never dead-lettered or spooled: the record
+// has no topic to dead-letter it for, or would fail the same way again.
+func badCall(err error) bool {
+	return errors.Is(err, kafkaproducer.ErrNoTopic) || errors.Is(err, kafkaproducer.ErrBadPartition) ||
+		errors.Is(err, kafkaproducer.ErrPartitionRequired) || errors.Is(err, kafkaproducer.ErrStaleTimestamp)
+}
+
+// precheck refuses, as the wrapped producer would, a record that is about
+// to bypass it (open breaker, StrictOrder): the checks it can make without
+// the producer. A stale timestamp or a partition beyond the topic's count
+// is found on replay instead.
+func (d *Producer) precheck(rec kafkaproducer.Record) error {
+	switch {
+	case rec.Topic == "":
+		return kafkaproducer.ErrNoTopic
+	case rec.PartitionSet && rec.Partition < 0:
+		return fmt.Errorf("%w: %d is negative", kafkaproducer.ErrBadPartition, rec.Partition)
+	case !rec.PartitionSet && d.p.Config().Partitioner == kafkaproducer.PartitionerManual:
+		return kafkaproducer.ErrPartitionRequired
+	}
+	return nil
 }
 
 func (d *Producer) prepare(rec kafkaproducer.Record) (kafkaproducer.Record, [16]byte) {
 	if d.cfg.RecordID == RecordIDAlways {
-		return d.withID(rec)
+		return d.withID(rec, [16]byte{})
 	}
 	return rec, [16]byte{}
 }
@@ -379,12 +422,25 @@ func (d *Producer) deliveredResult(r kafkaproducer.Result, id [16]byte) Result {
 // means the record is truly not kept. While the breaker is open the
 // record goes straight to the spool (OpenSpool) or fails with
 // ErrCircuitOpen (OpenFailFast).
+//
+// A record the wrapped producer refuses at the call because of the call
+// itself (kafkaproducer.ErrNoTopic, ErrBadPartition, ErrPartitionRequired,
+// ErrStaleTimestamp) is returned Failed with that error and never
+// dead-lettered or spooled; after Close began, Send returns
+// kafkaproducer.ErrClosed. A nil ctx means context.Background().
 func (d *Producer) Send(ctx context.Context, rec kafkaproducer.Record) (Result, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if err := d.begin(); err != nil {
 		return d.refused(rec, err), err
 	}
 	defer d.inflight.Done()
 	rec, id := d.prepare(rec)
+	if err := d.precheck(rec); err != nil {
+		res := d.refusedResult(d.p.Refuse(rec, err), id)
+		return res, res.Err
+	}
 	done, why := d.admit()
 	if why != nil {
 		if why == ErrCircuitOpen && d.cfg.WhenOpen == OpenFailFast {
@@ -413,10 +469,22 @@ func (d *Producer) refused(rec kafkaproducer.Record, err error) Result {
 	return Result{Attempt: kafkaproducer.Result{Record: rec, Partition: -1, Offset: -1, Err: err}, Disposition: Failed, Err: err}
 }
 
+// refusedResult is the Failed Result of a record refused for the call
+// itself (see badCall): returned to the caller, not routed.
+func (d *Producer) refusedResult(r kafkaproducer.Result, id [16]byte) Result {
+	d.failed.Add(1)
+	return Result{Attempt: r, Disposition: Failed, RecordID: hexID(id), Err: r.Err}
+}
+
 // SendBatch sends recs and waits until each has ended somewhere, as Send
 // does, returning one Result per record in order. Failed records are
-// routed together: one dead-letter batch, one spool commit.
+// routed together: one dead-letter batch, one spool commit. Records
+// refused for the call itself (no topic, bad partition, ...) are Failed
+// with that error, as in Send.
 func (d *Producer) SendBatch(ctx context.Context, recs []kafkaproducer.Record) []Result {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	out := make([]Result, len(recs))
 	if err := d.begin(); err != nil {
 		for i := range recs {
@@ -434,6 +502,10 @@ func (d *Producer) SendBatch(ctx context.Context, recs []kafkaproducer.Record) [
 	for i := range recs {
 		rec, id := d.prepare(recs[i])
 		ids[i] = id
+		if err := d.precheck(rec); err != nil {
+			out[i] = d.refusedResult(d.p.Refuse(rec, err), id)
+			continue
+		}
 		done, why := d.admit()
 		if why != nil {
 			if why == ErrCircuitOpen && d.cfg.WhenOpen == OpenFailFast {
@@ -456,6 +528,10 @@ func (d *Producer) SendBatch(ctx context.Context, recs []kafkaproducer.Record) [
 				out[i] = d.deliveredResult(r, ids[i])
 				continue
 			}
+			if badCall(r.Err) {
+				out[i] = d.refusedResult(r, ids[i])
+				continue
+			}
 			routed = append(routed, d.failedItem(r, ids[i]))
 			rIdx = append(rIdx, i)
 		}
@@ -470,14 +546,28 @@ func (d *Producer) SendBatch(ctx context.Context, recs []kafkaproducer.Record) [
 
 // SendAsync hands rec over and returns once it is accepted; cb receives
 // its final Result (delivered, dead-lettered, spooled or failed) exactly
-// once. It returns an error only when it refuses rec outright (closed
-// producer, no topic, ctx ended while waiting for MaxPending or buffer
-// space, OpenFailFast); cb is then not called.
+// once. It returns an error only when it refuses rec outright, and cb is
+// then not called: closed (kafkaproducer.ErrClosed), a record refused for
+// the call itself (kafkaproducer.ErrNoTopic, ErrBadPartition,
+// ErrPartitionRequired, ErrStaleTimestamp), ctx ended while waiting for
+// MaxPending, or ErrCircuitOpen under OpenFailFast.
 //
-// cb runs on franz-go's promise goroutine for delivered records and on
-// the Producer's router goroutine for the others; it must not block and
-// must not call Send, Flush or Close. cb may be nil.
+// Once accepted, ctx stays attached to the record as in
+// kafkaproducer.Producer.SendAsync: if it ends while the record waits for
+// buffer space or delivery, the record fails with ctx's error through cb
+// and is routed like any failure (by DefaultRoute, a canceled ctx is
+// Failed and a deadline is spooled). A partition beyond the topic's count,
+// found after acceptance, reaches cb as Failed with ErrBadPartition and is
+// not routed. A nil ctx means context.Background().
+//
+// cb runs on franz-go's promise goroutine for delivered records (and
+// those refused after acceptance) and on the Producer's router goroutine
+// for the others; it must not block and must not call Send, Flush or
+// Close. cb may be nil.
 func (d *Producer) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb func(Result)) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if err := d.begin(); err != nil {
 		d.failed.Add(1)
 		return err
@@ -498,6 +588,10 @@ func (d *Producer) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb f
 		cb = func(Result) {}
 	}
 	rec, id := d.prepare(rec)
+	if err := d.precheck(rec); err != nil {
+		d.finish()
+		return d.refusedResult(d.p.Refuse(rec, err), id).Err
+	}
 	done, why := d.admit()
 	if why != nil {
 		if why == ErrCircuitOpen && d.cfg.WhenOpen == OpenFailFast {
@@ -515,6 +609,11 @@ func (d *Producer) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb f
 		if r.Err == nil {
 			res := d.deliveredResult(r, id)
 			cb(res)
+			d.finish()
+			return
+		}
+		if badCall(r.Err) {
+			cb(d.refusedResult(r, id))
 			d.finish()
 			return
 		}
@@ -540,27 +639,33 @@ func (d *Producer) finish() {
 // DeadLetter sends rec to its dead-letter topic because of err, for
 // records that fail before the producer (a serialization error: pass a
 // *kafkaproducer.BadInputError). If the dead-letter topic cannot take it,
-// it is spooled for that topic. The Result says where it ended.
+// it is spooled for that topic. The Result says where it ended. A record
+// without a topic is refused with kafkaproducer.ErrNoTopic: it has no
+// dead-letter topic. A nil ctx means context.Background().
 func (d *Producer) DeadLetter(ctx context.Context, rec kafkaproducer.Record, cause error) (Result, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if err := d.begin(); err != nil {
 		return d.refused(rec, err), err
 	}
 	defer d.inflight.Done()
+	if rec.Topic == "" {
+		res := d.refusedResult(kafkaproducer.FailedResult(rec, kafkaproducer.ErrNoTopic), [16]byte{})
+		return res, res.Err
+	}
 	if cause == nil {
 		cause = errors.New("kprod: dead-lettered by the application")
 	}
-	rec, id := d.withID(rec)
+	rec, id := d.withID(rec, [16]byte{})
 	partition := int32(-1)
 	if rec.PartitionSet {
 		partition = rec.Partition
 	}
-	class := kafkaproducer.Classify(cause)
-	if _, ok := errors.AsType[*kafkaproducer.SendError](cause); !ok {
-		cause = &kafkaproducer.SendError{Topic: rec.Topic, Partition: partition, Key: rec.Key, Class: class, Err: cause}
-	}
+	attempt := kafkaproducer.FailedResult(rec, cause)
 	it := &item{
-		rec: rec, id: id, cause: cause, class: class, partition: partition, forceDLT: true,
-		attempt: kafkaproducer.Result{Record: rec, Partition: -1, Offset: -1, Err: cause},
+		rec: rec, id: id, cause: attempt.Err, class: kafkaproducer.Classify(attempt.Err), partition: partition,
+		forceDLT: true, attempt: attempt,
 	}
 	res := d.routeItems(ctx, []*item{it})[0]
 	return res, res.Err
@@ -622,8 +727,11 @@ func (d *Producer) routeItems(ctx context.Context, items []*item) []Result {
 		amb := it.attempts > 0 && isAmbiguous(it.class)
 		out[i] = Result{Attempt: it.attempt, RecordID: hexID(it.id), Ambiguous: amb}
 		route := d.cfg.Route(it.class)
-		if it.forceDLT {
+		switch {
+		case it.forceDLT:
 			route = RouteDeadLetter
+		case badCall(it.cause):
+			route = RouteFail // the call's mistake: no topic to keep it for
 		}
 		switch route {
 		case RouteFail:
@@ -638,7 +746,7 @@ func (d *Producer) routeItems(ctx context.Context, items []*item) []Result {
 		recs := make([]kafkaproducer.Record, len(toDLT))
 		for j, i := range toDLT {
 			if items[i].id == ([16]byte{}) {
-				items[i].rec, items[i].id = d.withID(items[i].rec)
+				items[i].rec, items[i].id = d.withID(items[i].rec, [16]byte{})
 				out[i].RecordID = hexID(items[i].id)
 			}
 			recs[j] = d.deadLetterRecord(items[i], now)
@@ -655,10 +763,13 @@ func (d *Producer) routeItems(ctx context.Context, items []*item) []Result {
 				out[i].Disposition, out[i].DeadLetter = DeadLettered, &r
 				continue
 			}
-			if rs != nil && neverSendable(rs[j].Err) {
+			if rs != nil && neverSendable(rs[j].Err) && !waitsForOperator(rs[j].Err) {
 				// The dead-letter topic can never take it either (too
-				// large for it too, denied): spooling it would block
-				// the spool. The caller gets both errors.
+				// large for it too): spooling it would block the
+				// spool. The caller gets both errors. A missing or
+				// denied dead-letter topic is an operator's to fix,
+				// not the record's: that record is spooled for it
+				// below.
 				out[i].Disposition = Failed
 				out[i].Err = fmt.Errorf("kprod: record %s not kept: dead-letter topic refused it: %w (it failed with: %w)", out[i].RecordID, rs[j].Err, items[i].cause)
 				d.log.Error("record refused by its topic and its dead-letter topic", zap.String("topic", items[i].rec.Topic), zap.Error(out[i].Err))
@@ -725,8 +836,9 @@ func (d *Producer) routeItems(ctx context.Context, items []*item) []Result {
 	return out
 }
 
-// isAmbiguous: a record that reached the producer and failed without the
-// broker refusing it may have been written. franz-go reports a record
+// isAmbiguous: a record that reached franz-go and failed without the
+// broker refusing it may have been written (records refused at the call
+// have attempts 0 and are never asked about). franz-go reports a record
 // that ran out of DeliveryTimeout with its last error, so a connection
 // error (ClassRetriable) can hide a request that was applied before the
 // broker died: only an explicit refusal proves nothing was written.
@@ -741,13 +853,8 @@ func isAmbiguous(c kafkaproducer.Class) bool {
 // entry makes the spool entry for it, sending rec (the original record, or
 // its dead-letter copy) on replay.
 func (d *Producer) entry(it *item, rec kafkaproducer.Record, now time.Time) spool.Entry {
-	id := it.id
-	if id == ([16]byte{}) {
-		rec, id = d.withID(rec)
-		it.id = id
-	} else if RecordID(rec, d.cfg.RecordIDHeader) == "" {
-		rec, _ = d.withIDValue(rec, id)
-	}
+	rec, id := d.withID(rec, it.id)
+	it.id = id
 	ts := rec.Timestamp
 	if ts.IsZero() {
 		ts = it.attempt.Record.Timestamp
@@ -771,13 +878,6 @@ func (d *Producer) entry(it *item, rec kafkaproducer.Record, now time.Time) spoo
 		Attempts:      it.attempts,
 	}
 	return e
-}
-
-func (d *Producer) withIDValue(rec kafkaproducer.Record, id [16]byte) (kafkaproducer.Record, [16]byte) {
-	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+1)
-	copy(hs, rec.Headers)
-	rec.Headers = append(hs, kafkaproducer.Header{Key: d.cfg.RecordIDHeader, Value: []byte(hexID(id))})
-	return rec, id
 }
 
 // supervise is the supervisor goroutine: pings, breaker state events,
@@ -862,52 +962,105 @@ func (d *Producer) autoReplay() {
 // first chunk with a failure, keeping the failed records and all later
 // ones in order, and returns that failure. The Producer also replays by
 // itself while its breaker is closed, unless Config.Replay.Disable.
+// After Close began it returns kafkaproducer.ErrClosed; Close waits for a
+// Replay in progress (bounded by its ctx). A nil ctx means
+// context.Background().
 func (d *Producer) Replay(ctx context.Context) (spool.DrainStats, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if d.sp == nil {
 		return spool.DrainStats{}, ErrNoSpool
 	}
 	d.replayMu.Lock()
 	defer d.replayMu.Unlock()
+	if d.replayClosed {
+		return spool.DrainStats{}, kafkaproducer.ErrClosed
+	}
 	st, err := Replay(ctx, d.sp, d.p, ReplayOptions{
 		Chunk:           d.cfg.Replay.Chunk,
 		ToDeadLetter:    d.cfg.Replay.ToDeadLetter,
 		DeadLetterTopic: d.cfg.DeadLetterTopic,
 		Observer:        d.cfg.Observer,
+		ClientID:        d.clientID,
+		SpringHeaders:   d.cfg.SpringHeaders,
+		Now:             d.cfg.Now,
 	})
 	d.replayed.Add(st.Sent)
 	return st, err
 }
 
-// Close stops accepting records, flushes and closes the wrapped producer
-// (records it cannot deliver by ctx's end are spooled), waits until every
-// accepted record has ended somewhere and its callback ran, then closes
-// the dead-letter producer and the spool. It is idempotent; later calls
-// return the first result.
+// Close stops accepting records, then in this order: flushes the wrapped
+// producer while ctx allows; waits until every accepted record has ended
+// somewhere (delivered, dead-lettered, spooled or failed) and its
+// callback ran; stops the router; and closes the wrapped producer, the
+// dead-letter producer and the spool. If ctx ends first, the wrapped
+// producer is closed early: records it had not delivered fail with
+// kafkaproducer.ErrClosed and are routed (spooled) like any failure, so
+// the dead-letter path stays open for every record still being routed.
+// Close waits for a Replay in progress, and later Replays return
+// kafkaproducer.ErrClosed. It is idempotent; later calls return the first
+// result.
 func (d *Producer) Close(ctx context.Context) error {
 	d.closeOnce.Do(func() { d.closeErr = d.close(ctx) })
 	return d.closeErr
 }
 
 func (d *Producer) close(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// 1. Stop accepting records and stop the supervisor (pings, replay).
 	d.closeMu.Lock()
 	d.closed = true
 	d.closeMu.Unlock()
 	d.supCancel()
 	<-d.supDone
+	// No Replay may run against the producers or spool closed below.
+	d.replayMu.Lock()
+	d.replayClosed = true
+	d.replayMu.Unlock()
+
 	var errs []error
-	if err := d.p.Close(ctx); err != nil {
-		// Undelivered records reached their callbacks with ErrClosed
-		// and were routed (spooled) like any failure.
-		var ce *kafkaproducer.CloseError
-		if errors.As(err, &ce) {
-			d.log.Warn("closing: records not delivered were routed to the spool", zap.Int("records", len(ce.Undelivered)))
-		} else {
-			errs = append(errs, err)
+	pClosed := false
+	closeP := func() {
+		pClosed = true
+		if err := d.p.Close(ctx); err != nil {
+			// Undelivered records reached their callbacks with
+			// ErrClosed and were routed (spooled) like any failure.
+			if ce, ok := errors.AsType[*kafkaproducer.CloseError](err); ok {
+				d.log.Warn("closing: records not delivered were routed to the spool", zap.Int("records", len(ce.Undelivered)))
+			} else {
+				errs = append(errs, err)
+			}
 		}
 	}
-	d.inflight.Wait()
+	// 2. Flush, then 3. wait for every accepted record to be routed.
+	// Whatever is still outstanding when ctx ends is cut off by closing
+	// the producer, which fails it into the routing path.
+	idle := make(chan struct{})
+	go func() { // owned here: close always waits for it below
+		d.inflight.Wait()
+		close(idle)
+	}()
+	if err := d.p.Flush(ctx); err != nil {
+		closeP()
+	}
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		if !pClosed {
+			closeP()
+		}
+		<-idle
+	}
+	// 4. Stop the router; every record has been reported.
 	close(d.stopRt)
 	<-d.rtDone
+	// 5. Close the producers and the spool.
+	if !pClosed {
+		closeP()
+	}
 	if d.dlt != d.p {
 		if err := d.dlt.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("kprod: close dead-letter producer: %w", err))

@@ -21,7 +21,12 @@
 // ("{topic}.DLT" by default) with headers that explain them; failures
 // that are not (delivery timeout, unreachable cluster, open breaker,
 // closing) go to the spool and are replayed to their topic later. A
-// dead letter the dead-letter topic refuses is spooled for that topic.
+// dead letter the dead-letter topic refuses for now, or because that topic
+// does not exist yet, is spooled for that topic. A record refused for the
+// call itself (kafkaproducer.ErrNoTopic, ErrBadPartition,
+// ErrPartitionRequired, ErrStaleTimestamp) is returned to the caller and
+// never routed. After Close began, calls fail with
+// kafkaproducer.ErrClosed.
 //
 // The spool (package dlq/spool) is an append-only, checksummed log,
 // fsync'd with group commit before a record counts as spooled. Replay

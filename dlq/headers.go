@@ -102,15 +102,19 @@ func RecordID(rec kafkaproducer.Record, name string) string {
 	return ""
 }
 
-// withID returns rec carrying a record-ID header, reusing an existing one,
-// and the ID. The caller's header slice is never modified.
-func (d *Producer) withID(rec kafkaproducer.Record) (kafkaproducer.Record, [16]byte) {
+// withID returns rec carrying a record-ID header, and the ID. With a zero
+// id it reuses the ID rec already carries or makes a new one; with a
+// given id it adds that ID unless rec already carries it. The caller's
+// header slice is never modified.
+func (d *Producer) withID(rec kafkaproducer.Record, id [16]byte) (kafkaproducer.Record, [16]byte) {
 	if v := RecordID(rec, d.cfg.RecordIDHeader); v != "" {
-		if id, err := ParseRecordID([]byte(v)); err == nil {
-			return rec, id
+		if have, err := ParseRecordID([]byte(v)); err == nil && (id == [16]byte{} || have == id) {
+			return rec, have
 		}
 	}
-	id := d.ids.next()
+	if id == ([16]byte{}) {
+		id = d.ids.next()
+	}
 	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+1)
 	copy(hs, rec.Headers)
 	val := make([]byte, 32)
@@ -119,44 +123,67 @@ func (d *Producer) withID(rec kafkaproducer.Record) (kafkaproducer.Record, [16]b
 	return rec, id
 }
 
-// deadLetterRecord builds the dead-letter copy of a failed record.
-func (d *Producer) deadLetterRecord(it *item, failedAt time.Time) kafkaproducer.Record {
-	rec := it.rec
-	msg := it.cause.Error()
+// failure is what a dead letter's headers say about why the record left
+// its topic.
+type failure struct {
+	topic     string // the original topic
+	partition int32  // -1 when the record never got one
+	class     kafkaproducer.Class
+	cause     error
+	attempts  uint32
+	timestamp time.Time // the record's own timestamp; zero if unknown
+	failedAt  time.Time
+}
+
+// dlHeaders is how dead letters are named and labelled.
+type dlHeaders struct {
+	pattern  string // DeadLetterTopic pattern, "{topic}" replaced
+	clientID string
+	spring   bool
+}
+
+// buildDeadLetter makes the dead-letter copy of rec: same key, value and
+// headers, plus the dead-letter headers for f. Both the send path and
+// Replay use it, so every dead letter carries the same headers.
+func buildDeadLetter(rec kafkaproducer.Record, f failure, o dlHeaders) kafkaproducer.Record {
+	msg := ""
+	if f.cause != nil {
+		msg = f.cause.Error()
+	}
 	if len(msg) > maxErrHeader {
 		msg = msg[:maxErrHeader]
 	}
 	extra := 8
-	if d.cfg.SpringHeaders {
+	if o.spring {
 		extra += 8
 	}
 	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+extra)
 	copy(hs, rec.Headers)
 	add := func(k string, v []byte) { hs = append(hs, kafkaproducer.Header{Key: k, Value: v}) }
-	add(HeaderOriginalTopic, []byte(rec.Topic))
-	if it.partition >= 0 {
-		add(HeaderOriginalPartition, strconv.AppendInt(nil, int64(it.partition), 10))
+	add(HeaderOriginalTopic, []byte(f.topic))
+	if f.partition >= 0 {
+		add(HeaderOriginalPartition, strconv.AppendInt(nil, int64(f.partition), 10))
 	}
-	add(HeaderErrorClass, []byte(it.class.String()))
+	add(HeaderErrorClass, []byte(f.class.String()))
 	add(HeaderError, []byte(msg))
-	add(HeaderFailedAt, []byte(failedAt.UTC().Format(time.RFC3339Nano)))
-	add(HeaderAttempts, strconv.AppendUint(nil, uint64(it.attempts), 10))
-	add(HeaderClientID, []byte(d.clientID))
-	if !rec.Timestamp.IsZero() {
-		add(HeaderOriginalTimestamp, strconv.AppendInt(nil, rec.Timestamp.UnixMilli(), 10))
+	add(HeaderFailedAt, []byte(f.failedAt.UTC().Format(time.RFC3339Nano)))
+	add(HeaderAttempts, strconv.AppendUint(nil, uint64(f.attempts), 10))
+	add(HeaderClientID, []byte(o.clientID))
+	if !f.timestamp.IsZero() && !hasHeader(rec.Headers, HeaderOriginalTimestamp) {
+		add(HeaderOriginalTimestamp, strconv.AppendInt(nil, f.timestamp.UnixMilli(), 10))
 	}
-	if d.cfg.SpringHeaders {
-		ts := rec.Timestamp
+	if o.spring {
+		ts := f.timestamp
 		if ts.IsZero() {
-			ts = failedAt
+			ts = f.failedAt
 		}
-		add(SpringOriginalTopic, []byte(rec.Topic))
-		add(SpringOriginalPartition, binary.BigEndian.AppendUint32(nil, uint32(it.partition)))
+		add(SpringOriginalTopic, []byte(f.topic))
+		add(SpringOriginalPartition, binary.BigEndian.AppendUint32(nil, uint32(f.partition)))
 		add(SpringOriginalOffset, binary.BigEndian.AppendUint64(nil, ^uint64(0))) // -1: never written
 		add(SpringOriginalTimestamp, binary.BigEndian.AppendUint64(nil, uint64(ts.UnixMilli())))
 		add(SpringOriginalTimestampType, []byte("CreateTime"))
-		add(SpringExceptionFQCN, []byte(typeName(it.cause)))
-		add(SpringExceptionCauseFQCN, []byte(typeName(innermost(it.cause))))
+		add(SpringExceptionFQCN, []byte(typeName(f.cause)))
+		add(SpringExceptionCauseFQCN, []byte(typeName(innermost(f.cause))))
 		add(SpringExceptionMessage, []byte(msg))
 	}
 	// No Timestamp: franz-go measures the delivery timeout from a
@@ -164,15 +191,28 @@ func (d *Producer) deadLetterRecord(it *item, failedAt time.Time) kafkaproducer.
 	// time (often older than DeliveryTimeout by now) would time out
 	// before it is sent. The original time is in the headers.
 	return kafkaproducer.Record{
-		Topic:   d.deadLetterTopic(rec.Topic),
+		Topic:   deadLetterTopic(o.pattern, f.topic),
 		Key:     rec.Key,
 		Value:   rec.Value,
 		Headers: hs,
 	}
 }
 
-func (d *Producer) deadLetterTopic(topic string) string {
-	return strings.ReplaceAll(d.cfg.DeadLetterTopic, "{topic}", topic)
+// deadLetterRecord builds the dead-letter copy of a failed record.
+func (d *Producer) deadLetterRecord(it *item, failedAt time.Time) kafkaproducer.Record {
+	return buildDeadLetter(it.rec, failure{
+		topic:     it.rec.Topic,
+		partition: it.partition,
+		class:     it.class,
+		cause:     it.cause,
+		attempts:  it.attempts,
+		timestamp: it.rec.Timestamp,
+		failedAt:  failedAt,
+	}, dlHeaders{pattern: d.cfg.DeadLetterTopic, clientID: d.clientID, spring: d.cfg.SpringHeaders})
+}
+
+func deadLetterTopic(pattern, topic string) string {
+	return strings.ReplaceAll(pattern, "{topic}", topic)
 }
 
 // typeName is the Go analogue of a Java fully qualified class name:

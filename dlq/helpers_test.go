@@ -10,6 +10,7 @@ import (
 
 	"github.com/kprod/kprod/dlq"
 	"github.com/kprod/kprod/dlq/spool"
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -164,32 +165,20 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 // consumeAll reads topic from the start until it has at least want
-// records, then keeps polling for extra (duplicates) a little longer.
+// records, then reads it once more to catch extra copies (duplicates).
+// testkit.ConsumeUpTo stops at its count, so asking it for more than want
+// at once would always wait its whole timeout; a second, short read
+// (kfake serves a re-read at once) is cheaper.
 func consumeAll(t testing.TB, addrs []string, topic string, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+	got := testkit.ConsumeUpTo(t, addrs, topic, want, false, timeout)
+	if len(got) < want {
+		return got
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []*kgo.Record
-	var extraUntil time.Time
-	for ctx.Err() == nil {
-		if len(out) >= want && extraUntil.IsZero() {
-			extraUntil = time.Now().Add(time.Second)
-		}
-		if !extraUntil.IsZero() && time.Now().After(extraUntil) {
-			break
-		}
-		pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		pcancel()
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	if again := testkit.ConsumeUpTo(t, addrs, topic, 2*want+100, false, time.Second); len(again) > len(got) {
+		return again
 	}
-	return out
+	return got
 }
 
 func spoolOpts() spool.Options { return spool.Options{MaxBytes: 8 << 30, SegmentBytes: 64 << 20} }

@@ -2,13 +2,14 @@ package dlq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kprod/kprod/dlq/spool"
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // ReplayOptions configures Replay.
@@ -30,6 +31,13 @@ type ReplayOptions struct {
 	// replayed records are stamped with the replay time and carry the
 	// original in the kprod-original-timestamp header.
 	KeepTimestamps bool
+	// ClientID, SpringHeaders: as Config's, for the dead letters of
+	// records their topic refuses on replay (ClientID zero means "kprod").
+	ClientID      string
+	SpringHeaders bool
+	// Now is the clock for those dead letters' failure time. Zero means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Replay drains s through p: records are sent in spool order, Chunk at a
@@ -51,6 +59,15 @@ func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, opts
 	if opts.DeadLetterTopic == "" {
 		opts.DeadLetterTopic = DefaultDeadLetterTopic
 	}
+	if opts.ClientID == "" {
+		opts.ClientID = "kprod"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	recs := make([]kafkaproducer.Record, 0, opts.Chunk)
 	st, err := s.Drain(ctx, opts.Chunk, func(ctx context.Context, es []spool.Entry) []error {
 		recs = recs[:0]
@@ -58,7 +75,7 @@ func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, opts
 			e := &es[i]
 			topic := e.Topic
 			if opts.ToDeadLetter && e.Topic == e.OriginalTopic {
-				topic = strings.ReplaceAll(opts.DeadLetterTopic, "{topic}", e.Topic)
+				topic = deadLetterTopic(opts.DeadLetterTopic, e.Topic)
 			}
 			r := kafkaproducer.Record{
 				Topic:        topic,
@@ -92,11 +109,17 @@ func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, opts
 			}
 			// A record that can never be written (too large, topic
 			// gone, denied) must not block the spool: dead-letter it,
-			// or set it aside (spool.ErrReject).
+			// or set it aside (spool.ErrReject). A missing or denied
+			// dead-letter topic is the exception: the operator creates
+			// it or grants the ACL and the record waits in the spool
+			// (see docs/deadletter.md).
 			if es[i].Topic == es[i].OriginalTopic && !opts.ToDeadLetter {
-				dead = append(dead, replayDeadLetter(&es[i], recs[i], r, opts))
+				dead = append(dead, replayDeadLetter(&es[i], r, opts))
 				deadIdx = append(deadIdx, i)
 				continue
+			}
+			if es[i].Topic != es[i].OriginalTopic && waitsForOperator(r.Err) {
+				continue // a dead letter whose topic is missing: kept
 			}
 			errs[i] = fmt.Errorf("%w: %w", spool.ErrReject, r.Err)
 		}
@@ -107,6 +130,8 @@ func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, opts
 				case r.Err == nil:
 					errs[i] = nil
 					opts.Observer.OnDeadLettered(es[i].OriginalTopic)
+				case waitsForOperator(r.Err):
+					errs[i] = fmt.Errorf("kprod: replay: dead-letter topic %q missing or denied; record kept: %w", dead[j].Topic, r.Err)
 				case neverSendable(r.Err):
 					errs[i] = fmt.Errorf("%w: %w (dead letter: %w)", spool.ErrReject, errs[i], r.Err)
 				}
@@ -138,29 +163,27 @@ func neverSendable(err error) bool {
 	return false
 }
 
+// waitsForOperator reports a dead-letter topic refusing a record for a
+// reason an operator fixes, not the record: the topic does not exist, or
+// an ACL or the credentials deny the write. The record is spooled (or
+// kept in the spool) for the dead-letter topic, never dropped.
+func waitsForOperator(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) ||
+		kafkaproducer.Classify(err) == kafkaproducer.ClassAuthorization
+}
+
 // replayDeadLetter is the dead letter of a spooled record that its topic
-// refused on replay.
-func replayDeadLetter(e *spool.Entry, rec kafkaproducer.Record, r kafkaproducer.Result, opts ReplayOptions) kafkaproducer.Record {
-	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+6)
-	copy(hs, rec.Headers)
-	msg := r.Err.Error()
-	if len(msg) > maxErrHeader {
-		msg = msg[:maxErrHeader]
-	}
-	hs = append(hs,
-		kafkaproducer.Header{Key: HeaderOriginalTopic, Value: []byte(e.OriginalTopic)},
-		kafkaproducer.Header{Key: HeaderErrorClass, Value: []byte(kafkaproducer.Classify(r.Err).String())},
-		kafkaproducer.Header{Key: HeaderError, Value: []byte(msg)},
-		kafkaproducer.Header{Key: HeaderFailedAt, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
-		kafkaproducer.Header{Key: HeaderAttempts, Value: strconv.AppendUint(nil, uint64(e.Attempts)+1, 10)},
-	)
-	if r.Partition >= 0 {
-		hs = append(hs, kafkaproducer.Header{Key: HeaderOriginalPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)})
-	}
-	return kafkaproducer.Record{
-		Topic:   strings.ReplaceAll(opts.DeadLetterTopic, "{topic}", e.OriginalTopic),
-		Key:     rec.Key,
-		Value:   rec.Value,
-		Headers: hs,
-	}
+// refused on replay: the entry's record (as spooled, without the replay's
+// own headers) with the same dead-letter headers as the send path.
+func replayDeadLetter(e *spool.Entry, r kafkaproducer.Result, opts ReplayOptions) kafkaproducer.Record {
+	rec := kafkaproducer.Record{Topic: e.OriginalTopic, Key: e.Key, Value: e.Value, Headers: e.Headers}
+	return buildDeadLetter(rec, failure{
+		topic:     e.OriginalTopic,
+		partition: r.Partition,
+		class:     kafkaproducer.Classify(r.Err),
+		cause:     r.Err,
+		attempts:  e.Attempts + 1,
+		timestamp: e.Timestamp,
+		failedAt:  opts.Now(),
+	}, dlHeaders{pattern: opts.DeadLetterTopic, clientID: opts.ClientID, spring: opts.SpringHeaders})
 }

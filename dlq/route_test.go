@@ -2,6 +2,8 @@ package dlq_test
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +27,9 @@ func TestDeadLetterTopicFailures(t *testing.T) {
 		want     dlq.Disposition
 	}{
 		{"dead-letter topic down for now", kerr.NotLeaderForPartition, dlq.Spooled},
-		{"dead-letter topic refuses for good", kerr.TopicAuthorizationFailed, dlq.Failed},
+		// An ACL is an operator's to fix: the dead letter waits in the spool.
+		{"dead-letter topic denied", kerr.TopicAuthorizationFailed, dlq.Spooled},
+		{"dead-letter topic refuses for good", kerr.MessageTooLarge, dlq.Failed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +51,7 @@ func TestDeadLetterTopicFailures(t *testing.T) {
 				t.Fatalf("disposition %v, want %v (err %v)", res.Disposition, tt.want, err)
 			}
 			if tt.want == dlq.Failed {
-				if !errors.Is(err, kerr.TopicAuthorizationFailed) || !errors.Is(err, kerr.MessageTooLarge) {
+				if !errors.Is(err, tt.dltFault) || !strings.Contains(err.Error(), `topic "orders" `) || !strings.Contains(err.Error(), `topic "orders.DLT"`) {
 					t.Fatalf("error should carry both causes: %v", err)
 				}
 				if d.Spool().Len() != 0 {
@@ -73,12 +77,19 @@ func TestDeadLetterTopicFailures(t *testing.T) {
 // TestReplayDoesNotBlockOnPoison: a spooled record its topic now refuses
 // for good is dead-lettered during replay, and the records behind it are
 // delivered.
+//
+// The dead letter replay writes carries the same headers as one written
+// by the send path (client ID, original timestamp, Spring's), with the
+// failure time from Config.Now.
 func TestReplayDoesNotBlockOnPoison(t *testing.T) {
 	b := newBroker(t, "orders", "orders.DLT")
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 	d := newDLQ(t, outageConfig(b.addrs()), dlq.Config{
-		SpoolDir: t.TempDir() + "/spool",
-		Breaker:  fastBreaker(),
-		Replay:   dlq.ReplayConfig{Disable: true},
+		SpoolDir:      t.TempDir() + "/spool",
+		Breaker:       fastBreaker(),
+		Replay:        dlq.ReplayConfig{Disable: true},
+		SpringHeaders: true,
+		Now:           func() time.Time { return clock },
 	})
 	b.stop()
 	waitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
@@ -106,6 +117,28 @@ func TestReplayDoesNotBlockOnPoison(t *testing.T) {
 	onTopic := consumeAll(t, b.addrs(), "orders", 2, 10*time.Second)
 	if len(onTopic) != 2 || string(dead[0].Value) != "value-0" || string(header(dead[0], dlq.HeaderErrorClass)) != "bad_input" {
 		t.Fatalf("topic %d, dead letters %d %v", len(onTopic), len(dead), dead[0].Headers)
+	}
+	wantHeaders := map[string]string{
+		dlq.HeaderOriginalTopic:     "orders",
+		dlq.HeaderClientID:          "dlq-test",
+		dlq.HeaderFailedAt:          clock.Format(time.RFC3339Nano),
+		dlq.HeaderOriginalTimestamp: strconv.FormatInt(clock.UnixMilli(), 10), // spooled at clock, no own timestamp
+		dlq.SpringOriginalTopic:     "orders",
+		dlq.HeaderAttempts:          "1",
+	}
+	for k, v := range wantHeaders {
+		if got := string(header(dead[0], k)); got != v {
+			t.Errorf("replayed dead letter header %s = %q, want %q", k, got, v)
+		}
+	}
+	n := 0
+	for _, h := range dead[0].Headers {
+		if h.Key == dlq.HeaderOriginalTimestamp {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d %s headers, want 1", n, dlq.HeaderOriginalTimestamp)
 	}
 }
 

@@ -1,10 +1,26 @@
 // Command kprod-spool inspects, replays and purges a kprod spool
 // directory (see package dlq/spool). Stop the service that owns the spool
-// first: a spool is locked by the process that has it open.
+// before replay or purge: a spool is locked by the process that has it
+// open (inspect takes no lock).
 //
 //	kprod-spool inspect [--show N] DIR
-//	kprod-spool replay --brokers host:port[,host:port] [--chunk N] [--to-dead-letter] DIR
+//	kprod-spool replay [--brokers host:port[,host:port]] [--chunk N] [--to-dead-letter] DIR
 //	kprod-spool purge --yes DIR
+//
+// inspect is read-only: it takes no lock (it works while the service
+// runs, showing a snapshot) and changes nothing on disk; its recovery line
+// says what the next writable open would repair. replay and purge open the
+// spool as the service does (stop the service first: they take its lock),
+// so they also repair it: a torn tail left by a crash is cut and damaged
+// bytes are moved to DIR/quarantine.
+//
+// replay builds its producer from presets.Reliable() overlaid with the
+// KPROD_* environment variables (kafkaproducer.FromEnv), so TLS and SASL
+// come from KPROD_TLS_ENABLED, KPROD_TLS_CA_FILE, KPROD_TLS_CERT_FILE,
+// KPROD_TLS_KEY_FILE, KPROD_SASL_MECHANISM, KPROD_SASL_USERNAME and
+// KPROD_SASL_PASSWORD_FILE (or KPROD_SASL_PASSWORD); --brokers, when
+// given, overrides KPROD_BROKERS, and --client-id overrides
+// KPROD_CLIENT_ID (default "kprod-spool").
 package main
 
 import (
@@ -37,9 +53,16 @@ func main() {
 
 const usage = `usage:
   kprod-spool inspect [--show N] DIR       count, oldest and per-topic records; --show lists the first N
-  kprod-spool replay --brokers B [--chunk N] [--to-dead-letter] [--dead-letter-topic P] DIR
-                                           send every record to Kafka in spool order, removing each once acknowledged
+  kprod-spool replay [--brokers B] [--chunk N] [--to-dead-letter] [--dead-letter-topic P] DIR
+                                           send every record to Kafka in spool order, removing each once acknowledged;
+                                           the producer is configured by KPROD_* variables (KPROD_BROKERS,
+                                           KPROD_TLS_*, KPROD_SASL_*, ...), --brokers overriding KPROD_BROKERS
   kprod-spool purge --yes DIR              delete every record (they are lost)
+
+inspect is read-only (no lock, no repair: it reports what the next open would
+repair). replay and purge open the spool as the owning service would (stop it
+first), so they repair it: torn tails are cut, damaged bytes moved to
+DIR/quarantine.
 `
 
 // run is main without the process: it returns the exit code (0 ok, 1
@@ -91,11 +114,11 @@ func parse(fs *flag.FlagSet, args []string) (string, error) {
 	return fs.Arg(0), nil
 }
 
-func openSpool(dir string) (*spool.Spool, error) {
+func openSpool(dir string, readOnly bool) (*spool.Spool, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("spool directory: %w", err)
 	}
-	return spool.Open(dir, spool.Options{MaxBytes: 1 << 62})
+	return spool.Open(dir, spool.Options{MaxBytes: 1 << 62, ReadOnly: readOnly})
 }
 
 func inspect(args []string, w io.Writer) error {
@@ -105,12 +128,12 @@ func inspect(args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := openSpool(dir)
+	s, err := openSpool(dir, true)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	printStats(w, s)
+	printStats(w, s, true)
 	if *show > 0 {
 		fmt.Fprintf(w, "\nfirst %d records:\n", *show)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -130,7 +153,7 @@ func inspect(args []string, w io.Writer) error {
 	return nil
 }
 
-func printStats(w io.Writer, s *spool.Spool) {
+func printStats(w io.Writer, s *spool.Spool, readOnly bool) {
 	st := s.Stats()
 	fmt.Fprintf(w, "spool     %s\n", s.Dir())
 	fmt.Fprintf(w, "records   %d\n", st.Records)
@@ -156,9 +179,17 @@ func printStats(w io.Writer, s *spool.Spool) {
 		}
 	}
 	r := s.Recovery()
-	fmt.Fprintf(w, "recovery  %d torn tail(s) cut (%d bytes), %d damaged range(s) quarantined\n", r.TornTails, r.TornBytes, len(r.Quarantined))
+	if readOnly {
+		fmt.Fprintf(w, "recovery  %d torn tail(s) (%d bytes), %d damaged range(s): read-only, nothing changed; the next writable open cuts and quarantines them\n", r.TornTails, r.TornBytes, len(r.Quarantined))
+	} else {
+		fmt.Fprintf(w, "recovery  %d torn tail(s) cut (%d bytes), %d damaged range(s) quarantined\n", r.TornTails, r.TornBytes, len(r.Quarantined))
+	}
 	for _, q := range r.Quarantined {
-		fmt.Fprintf(w, "  %s offset %d: %d bytes -> %s (%s)\n", q.Segment, q.Offset, q.Bytes, q.File, q.Reason)
+		dest := q.File
+		if dest == "" {
+			dest = "(not moved)"
+		}
+		fmt.Fprintf(w, "  %s offset %d: %d bytes -> %s (%s)\n", q.Segment, q.Offset, q.Bytes, dest, q.Reason)
 	}
 }
 
@@ -192,35 +223,45 @@ func human(n int64) string {
 
 func replay(ctx context.Context, args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	brokers := fs.String("brokers", "", "bootstrap brokers, host:port[,host:port]")
+	brokers := fs.String("brokers", "", "bootstrap brokers, host:port[,host:port] (default: KPROD_BROKERS)")
 	chunk := fs.Int("chunk", 1000, "records per round trip")
 	toDLT := fs.Bool("to-dead-letter", false, "send records to their dead-letter topic instead of their original topic")
 	dltPattern := fs.String("dead-letter-topic", dlq.DefaultDeadLetterTopic, "dead-letter topic pattern ({topic} is replaced)")
-	clientID := fs.String("client-id", "kprod-spool", "client ID")
+	clientID := fs.String("client-id", "", `client ID (default: KPROD_CLIENT_ID, else "kprod-spool")`)
 	dir, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if *brokers == "" {
-		return usageError{"replay needs --brokers"}
+	cfg, err := kafkaproducer.FromEnv("KPROD_", presets.Reliable())
+	if err != nil {
+		return err
 	}
-	s, err := openSpool(dir)
+	if *brokers != "" {
+		cfg.Brokers = strings.Split(*brokers, ",")
+	}
+	if len(cfg.Brokers) == 0 {
+		return usageError{"replay needs --brokers or KPROD_BROKERS"}
+	}
+	switch {
+	case *clientID != "":
+		cfg.ClientID = *clientID
+	case cfg.ClientID == "":
+		cfg.ClientID = "kprod-spool"
+	}
+	s, err := openSpool(dir, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	before := s.Len()
-	fmt.Fprintf(w, "replaying %d record(s) from %s to %s\n", before, dir, *brokers)
-	cfg := presets.Reliable()
-	cfg.Brokers = strings.Split(*brokers, ",")
-	cfg.ClientID = *clientID
+	fmt.Fprintf(w, "replaying %d record(s) from %s to %s\n", before, dir, strings.Join(cfg.Brokers, ","))
 	p, err := kafkaproducer.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer p.Close(context.WithoutCancel(ctx))
 	start := time.Now()
-	st, err := dlq.Replay(ctx, s, p, dlq.ReplayOptions{Chunk: *chunk, ToDeadLetter: *toDLT, DeadLetterTopic: *dltPattern})
+	st, err := dlq.Replay(ctx, s, p, dlq.ReplayOptions{Chunk: *chunk, ToDeadLetter: *toDLT, DeadLetterTopic: *dltPattern, ClientID: cfg.ClientID})
 	fmt.Fprintf(w, "replayed  %d record(s) in %v\n", st.Sent, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "left      %d record(s)\n", s.Len())
 	if st.Quarantined > 0 {
@@ -239,13 +280,13 @@ func purge(ctx context.Context, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := openSpool(dir)
+	s, err := openSpool(dir, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	if !*yes {
-		printStats(w, s)
+		printStats(w, s, false)
 		return usageError{fmt.Sprintf("purge deletes %d record(s) for good: add --yes", s.Len())}
 	}
 	n, err := s.Purge(ctx)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +58,7 @@ func TestCommands(t *testing.T) {
 		{"inspect", []string{"inspect", "--show", "3", dir}, 0, []string{"records   10", "orders.DLT", "first 3 records", "timeout", "recovery  0 torn"}},
 		{"inspect missing dir", []string{"inspect", dir + "-nope"}, 1, []string{"no such file"}},
 		{"purge without --yes", []string{"purge", dir}, 2, []string{"add --yes", "records   10"}},
-		{"replay without brokers", []string{"replay", dir}, 2, []string{"needs --brokers"}},
+		{"replay without brokers", []string{"replay", dir}, 2, []string{"needs --brokers or KPROD_BROKERS"}},
 		{"replay", []string{"replay", "--brokers", c.ListenAddrs()[0], dir}, 0, []string{"replaying 10 record(s)", "replayed  10", "left      0"}},
 		{"inspect empty", []string{"inspect", dir}, 0, []string{"records   0", "oldest    -"}},
 	}
@@ -81,5 +83,73 @@ func TestCommands(t *testing.T) {
 	fill(t, dir, 4)
 	if code, out, _ := runCmd(t, "purge", "--yes", dir); code != 0 || !strings.Contains(out, "purged 4 record(s)") {
 		t.Fatalf("purge: %d %s", code, out)
+	}
+}
+
+// TestReplayFromEnv: replay takes its producer settings (brokers, and so
+// TLS and SASL) from the KPROD_* variables; --brokers overrides
+// KPROD_BROKERS; a bad variable is reported by name.
+func TestReplayFromEnv(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"brokers from KPROD_BROKERS", map[string]string{"KPROD_BROKERS": c.ListenAddrs()[0]}, nil, 0, "replayed  2"},
+		{"--brokers overrides KPROD_BROKERS", map[string]string{"KPROD_BROKERS": "127.0.0.1:1"}, []string{"--brokers", c.ListenAddrs()[0]}, 0, "replayed  2"},
+		{"bad variable named", map[string]string{"KPROD_BROKERS": c.ListenAddrs()[0], "KPROD_LINGER": "soon"}, nil, 1, "LINGER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			dir := t.TempDir() + "/spool"
+			fill(t, dir, 2)
+			args := append(append([]string{"replay"}, tt.args...), dir)
+			code, out, errs := runCmd(t, args...)
+			if code != tt.code || !strings.Contains(out+errs, tt.contains) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s%s", code, tt.code, tt.contains, out, errs)
+			}
+		})
+	}
+}
+
+// TestInspectReadOnly: inspect of a damaged spool reports the damage and
+// changes no file (spool.TestReadOnlyOpen also opens beside the owner).
+func TestInspectReadOnly(t *testing.T) {
+	dir := t.TempDir() + "/spool"
+	fill(t, dir, 6)
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	var seg string
+	for _, f := range segs {
+		if fi, err := os.Stat(f); err == nil && fi.Size() > 16 {
+			seg = f
+		}
+	}
+	if seg == "" {
+		t.Fatalf("no segment with records in %v", segs)
+	}
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, 0x6b, 0x70) // a torn tail
+	if err := os.WriteFile(seg, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, "inspect", dir)
+	if code != 0 || !strings.Contains(out, "records   6") || !strings.Contains(out, "1 torn tail(s) (2 bytes)") || !strings.Contains(out, "nothing changed") {
+		t.Fatalf("inspect: exit %d\n%s%s", code, out, errs)
+	}
+	after, err := os.ReadFile(seg)
+	if err != nil || !bytes.Equal(after, data) {
+		t.Fatalf("inspect changed the segment (%d bytes, was %d): %v", len(after), len(data), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "quarantine")); err == nil {
+		t.Fatal("inspect created a quarantine directory")
 	}
 }

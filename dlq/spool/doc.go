@@ -17,9 +17,15 @@
 // Options.MaxBytes bounds the disk used: Append fails with ErrFull beyond
 // it.
 //
+// Options.ReadOnly opens a spool to look only (no lock, no repair, no
+// writes), for inspection tools.
+//
 // Drain hands records out in the order they were appended and removes
 // each only after its send succeeded; progress is written after every
-// chunk, so a crash during a drain resends at most one chunk.
+// chunk, so a crash during a drain resends at most one chunk. Rewriting a
+// segment (after damage, or to keep a failed replay's tail) is ordered so
+// a crash at any step loses nothing: at worst the segment is replayed
+// from its start.
 //
 // A Spool is safe for concurrent use. The format is documented in
 // format.go and docs/deadletter.md.

@@ -44,6 +44,9 @@ var (
 	// format, instead of keeping it at the head of the spool where it
 	// would block every later record.
 	ErrReject = errors.New("kprod: spool entry rejected")
+	// ErrReadOnly is returned by Append, Drain and Purge on a spool
+	// opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("kprod: spool opened read-only")
 )
 
 // Options configures a Spool. The zero value is usable.
@@ -57,6 +60,14 @@ type Options struct {
 	SegmentBytes int64
 	// Logger receives recovery and error events. Zero means zap.NewNop().
 	Logger *zap.Logger
+	// ReadOnly opens the spool to look at it only, for inspection tools:
+	// no lock is taken and nothing on disk changes (no repair, no new
+	// segment). Recovery reports what a writable Open would repair
+	// (Quarantined.File is then empty); Len, Stats and Entries show the
+	// good records. Append, Drain and Purge fail with ErrReadOnly. The
+	// owning process may be writing meanwhile: what it shows is a
+	// snapshot as of Open (Entries reads the files again).
+	ReadOnly bool
 }
 
 // Stats describes the spool's content.
@@ -110,6 +121,10 @@ type Spool struct {
 	records  atomic.Int64
 	bytes    atomic.Int64
 
+	// testCrash, set only by tests before use, is called at each step of
+	// a multi-step file update; an error stops the update there.
+	testCrash func(step string) error
+
 	// owned by the writer goroutine
 	active *os.File
 	buf    []byte
@@ -152,12 +167,20 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("kprod: spool: %w", err)
+		}
+	}
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
+	var lock *os.File
+	if !opts.ReadOnly {
+		var err error
+		if lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
 	}
 	s := &Spool{
 		dir:      dir,
@@ -170,15 +193,34 @@ func Open(dir string, opts Options) (*Spool, error) {
 		perTopic: map[string]int64{},
 	}
 	if err := s.load(); err != nil {
-		unlockDir(lock)
+		s.unlock()
 		return nil, err
 	}
+	if opts.ReadOnly {
+		close(s.done) // no writer
+		return s, nil
+	}
 	if err := s.startSegment(); err != nil {
-		unlockDir(lock)
+		s.unlock()
 		return nil, err
 	}
 	go s.run()
 	return s, nil
+}
+
+func (s *Spool) unlock() error {
+	if s.lock == nil {
+		return nil // read-only
+	}
+	return unlockDir(s.lock)
+}
+
+// removeSeg removes segment id and its progress file (not when read-only).
+func (s *Spool) removeSeg(id uint64) error {
+	if s.opts.ReadOnly {
+		return nil
+	}
+	return removeSegment(s.segPath(id), s.posPath(id))
 }
 
 func checkDir(dir string) error {
@@ -245,8 +287,21 @@ func (s *Spool) load() error {
 	for _, de := range ents {
 		name := de.Name()
 		switch {
+		case s.opts.ReadOnly:
+			if strings.HasSuffix(name, ".seg") {
+				if id, err := strconv.ParseUint(strings.TrimSuffix(name, ".seg"), 10, 64); err == nil {
+					ids = append(ids, id)
+				}
+			}
 		case strings.HasSuffix(name, ".tmp"):
 			_ = os.Remove(filepath.Join(s.dir, name))
+		case strings.HasSuffix(name, ".pos"):
+			// A progress file whose segment is gone (a crash inside
+			// removeSegment) must not outlive it: segment numbers are
+			// reused after a restart with an empty spool.
+			if _, err := os.Stat(filepath.Join(s.dir, strings.TrimSuffix(name, ".pos")+".seg")); errors.Is(err, fs.ErrNotExist) {
+				_ = os.Remove(filepath.Join(s.dir, name))
+			}
 		case strings.HasSuffix(name, ".seg"):
 			id, err := strconv.ParseUint(strings.TrimSuffix(name, ".seg"), 10, 64)
 			if err != nil {
@@ -267,8 +322,14 @@ func (s *Spool) load() error {
 
 func (s *Spool) quarantine(segName string, data []byte, off int64, reason string) error {
 	qdir := filepath.Join(s.dir, "quarantine")
-	if err := os.MkdirAll(qdir, 0o700); err != nil {
-		return fmt.Errorf("kprod: spool: quarantine: %w", err)
+	if !s.opts.ReadOnly {
+		if err := os.MkdirAll(qdir, 0o700); err != nil {
+			return fmt.Errorf("kprod: spool: quarantine: %w", err)
+		}
+	}
+	if s.opts.ReadOnly {
+		s.recovery.Quarantined = append(s.recovery.Quarantined, Quarantined{Segment: segName, Offset: off, Bytes: int64(len(data)), Reason: reason})
+		return nil
 	}
 	// The time keeps names unique when a segment number is reused.
 	name := filepath.Join(qdir, fmt.Sprintf("%s.%d.%d.bad", segName, off, time.Now().UnixNano()))
@@ -291,15 +352,15 @@ func (s *Spool) loadSegment(id uint64) error {
 		// Created but cut before its header was complete: nothing in it.
 		s.recovery.TornTails++
 		s.recovery.TornBytes += int64(len(data))
-		return removeSegment(path, s.posPath(id))
+		return s.removeSeg(id)
 	}
 	if !validFileHeader(data) {
 		if err := s.quarantine(name, data, 0, "not a kprod spool segment (bad file header)"); err != nil {
 			return err
 		}
-		return removeSegment(path, s.posPath(id))
+		return s.removeSeg(id)
 	}
-	pos := readPos(s.posPath(id))
+	pos, posCRC := readPos(s.posPath(id))
 	body := data[fileHeaderSize:]
 	res := scanFrames(body)
 	rewrite := false
@@ -312,9 +373,14 @@ func (s *Spool) loadSegment(id uint64) error {
 	sg := &segment{id: id, size: int64(len(data))}
 	var live [][]byte
 	var entries []Entry
+	// The progress offset counts only if the frame ending there is the
+	// one it was written after (same frame CRC): a .pos left over from
+	// before the segment was rewritten (or from a removed segment of the
+	// same number) then points at other records, and is ignored, which
+	// replays the segment from its start (duplicates, never losses).
 	posFound := pos == fileHeaderSize
 	for _, f := range res.frames {
-		if int64(fileHeaderSize+f.Off) == pos {
+		if end := int64(fileHeaderSize + f.End); end == pos && frameCRC(body[f.Off:f.End]) == posCRC {
 			posFound = true
 		}
 	}
@@ -337,12 +403,15 @@ func (s *Spool) loadSegment(id uint64) error {
 		s.recovery.TornTails++
 		s.recovery.TornBytes += int64(len(body) - res.torn)
 		s.log.Warn("cut torn tail of spool segment", zap.String("segment", name), zap.Int("bytes", len(body)-res.torn))
-		if !rewrite {
+		if !rewrite && !s.opts.ReadOnly {
 			if err := truncateSync(path, int64(fileHeaderSize+res.torn)); err != nil {
 				return err
 			}
 			sg.size = int64(fileHeaderSize + res.torn)
 		}
+	}
+	if s.opts.ReadOnly {
+		rewrite = false // the file stays as it is, and so does pos
 	}
 	if rewrite {
 		size, err := s.rewriteSegment(id, live)
@@ -356,7 +425,7 @@ func (s *Spool) loadSegment(id uint64) error {
 	}
 	if len(entries) == 0 {
 		// Empty or fully replayed: nothing to keep.
-		return removeSegment(path, s.posPath(id))
+		return s.removeSeg(id)
 	}
 	sg.pos = pos
 	sg.records = int64(len(entries))
@@ -378,6 +447,18 @@ func isPrefixOfHeader(b []byte) bool {
 }
 
 // rewriteSegment atomically replaces segment id with a header and frames.
+//
+// Crash safety: the progress file (.pos) is an offset into the old file,
+// so it must never apply to the new, shorter one. The steps are:
+//
+//  1. write and fsync id.seg.tmp (a crash leaves a .tmp that Open deletes);
+//  2. remove id.pos and fsync the directory (a crash now replays the old
+//     segment from its start: duplicates, never a loss);
+//  3. rename the .tmp over id.seg and fsync the directory.
+//
+// Independently, a .pos names the CRC of the frame it follows and Open
+// ignores one that does not match, so even a reordered directory update
+// cannot skip records of the rewritten file.
 func (s *Spool) rewriteSegment(id uint64, frames [][]byte) (int64, error) {
 	buf := fileHeaderBytes()
 	for _, f := range frames {
@@ -388,21 +469,45 @@ func (s *Spool) rewriteSegment(id uint64, frames [][]byte) (int64, error) {
 	if err := writeFileSync(tmp, buf); err != nil {
 		return 0, fmt.Errorf("kprod: spool: rewrite %s: %w", path, err)
 	}
+	if err := s.crashPoint("rewrite:tmp-written"); err != nil {
+		return 0, err
+	}
+	if err := os.Remove(s.posPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("kprod: spool: rewrite %s: %w", path, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return 0, err
+	}
+	if err := s.crashPoint("rewrite:pos-removed"); err != nil {
+		return 0, err
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return 0, fmt.Errorf("kprod: spool: rewrite %s: %w", path, err)
 	}
-	_ = os.Remove(s.posPath(id))
 	if err := syncDir(s.dir); err != nil {
 		return 0, err
 	}
 	return int64(len(buf)), nil
 }
 
+// crashPoint lets tests stop a multi-step file update at a named step, as
+// a crash would, and look at the directory. It is nil outside tests.
+func (s *Spool) crashPoint(step string) error {
+	if s.testCrash == nil {
+		return nil
+	}
+	return s.testCrash(step)
+}
+
+// removeSegment removes a segment and then its progress file. A crash in
+// between leaves a .pos without a segment, which Open deletes.
 func removeSegment(path, pos string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("kprod: spool: remove %s: %w", path, err)
 	}
-	_ = os.Remove(pos)
+	if err := os.Remove(pos); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("kprod: spool: remove %s: %w", pos, err)
+	}
 	return syncDir(filepath.Dir(path))
 }
 
@@ -449,24 +554,31 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// pos files: offset:u64 crc32c:u32 of the offset bytes.
-func readPos(path string) int64 {
+// pos files: offset:u64 frameCRC:u32 crc32c:u32 (of the first 12 bytes).
+// offset is the end of the last replayed frame and frameCRC that frame's
+// own CRC, so a .pos only counts for the file it was written for. Anything
+// else (missing, short, another format) reads as "from the start".
+func readPos(path string) (int64, uint32) {
 	b, err := os.ReadFile(path)
-	if err != nil || len(b) != 12 {
-		return fileHeaderSize
+	if err != nil || len(b) != 16 {
+		return fileHeaderSize, 0
 	}
-	if crc32c(b[:8]) != beU32(b[8:]) {
-		return fileHeaderSize
+	if crc32c(b[:12]) != beU32(b[12:]) {
+		return fileHeaderSize, 0
 	}
-	return int64(beU64(b[:8]))
+	return int64(beU64(b[:8])), beU32(b[8:12])
 }
 
-func writePos(path string, off int64) error {
-	b := make([]byte, 12)
+func writePos(path string, off int64, frameCRC uint32) error {
+	b := make([]byte, 16)
 	putU64(b, uint64(off))
-	putU32(b[8:], crc32c(b[:8]))
+	putU32(b[8:], frameCRC)
+	putU32(b[12:], crc32c(b[:12]))
 	return writeFileSync(path, b)
 }
+
+// frameCRC is the CRC stored in a frame's header.
+func frameCRC(frame []byte) uint32 { return beU32(frame[8:12]) }
 
 // startSegment creates a new, empty active segment.
 func (s *Spool) startSegment() error {
@@ -510,6 +622,9 @@ func (s *Spool) startSegment() error {
 // once handed over, Append waits for the commit, so its answer is always
 // the truth. Entries of one call are committed together or not at all.
 func (s *Spool) Append(ctx context.Context, entries ...Entry) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	if len(entries) == 0 {
 		return nil
 	}
@@ -710,6 +825,9 @@ type DrainStats struct {
 // crash resends at most one chunk. Only one Drain or Purge runs at a time.
 func (s *Spool) Drain(ctx context.Context, chunk int, send func(context.Context, []Entry) []error) (DrainStats, error) {
 	var st DrainStats
+	if s.opts.ReadOnly {
+		return st, ErrReadOnly
+	}
 	if chunk <= 0 {
 		chunk = 1000
 	}
@@ -840,7 +958,7 @@ func (s *Spool) drainSegment(ctx context.Context, sg *segment, chunk int, send f
 			return fmt.Errorf("kprod: spool drain: %d of %d records in a chunk failed: %w", failed, len(part), firstErr)
 		}
 		sg.pos = int64(part[len(part)-1].end)
-		if err := writePos(s.posPath(sg.id), sg.pos); err != nil {
+		if err := writePos(s.posPath(sg.id), sg.pos, frameCRC(part[len(part)-1].raw)); err != nil {
 			return fmt.Errorf("kprod: spool drain: %w", err)
 		}
 		if i+chunk < len(frames) {
@@ -956,6 +1074,9 @@ func (s *Spool) Entries(fn func(Entry) bool) error {
 
 // Purge deletes every waiting record and returns how many there were.
 func (s *Spool) Purge(ctx context.Context) (int64, error) {
+	if s.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	if err := s.rotate(ctx); err != nil {
@@ -1001,7 +1122,7 @@ func (s *Spool) Close() error {
 		if s.active != nil {
 			errs = append(errs, s.active.Close())
 		}
-		errs = append(errs, unlockDir(s.lock))
+		errs = append(errs, s.unlock())
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
