@@ -12,7 +12,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 # black-box suite); they hold testcontainers so the core module never does.
 NESTED    := kafkatest integration_test
 
-.PHONY: all test unit examples integration lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean
+.PHONY: all test unit examples integration bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean
 
 all: lint test
 
@@ -67,6 +67,11 @@ cover:
 ## bench: micro-benchmarks with allocations (send path, partitioners, presets).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
+
+## bench-compare: kprod against raw franz-go, sarama, kafka-go and
+## confluent-kafka-go (the benchmarks/ module); rewrites docs/BENCHMARKS.md.
+bench-compare:
+	bash scripts/bench-compare.sh
 
 ## demo: the quickstart against an embedded kfake cluster.
 demo:

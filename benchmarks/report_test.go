@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"none", nil, 0},
+		{"one", []float64{7}, 7},
+		{"odd unsorted", []float64{9, 1, 5}, 5},
+		{"even", []float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := median(tt.in); got != tt.want {
+				t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPercentilesNearestRank(t *testing.T) {
+	lat := make([]time.Duration, 100)
+	for i := range lat {
+		lat[len(lat)-1-i] = time.Duration(i+1) * time.Microsecond // 100..1 µs, unsorted
+	}
+	var r Result
+	percentiles(&r, lat)
+	if r.P50us != 50 || r.P99us != 99 {
+		t.Errorf("p50 %v p99 %v, want 50 and 99", r.P50us, r.P99us)
+	}
+}
+
+func TestCommas(t *testing.T) {
+	tests := []struct {
+		in   int
+		want string
+	}{
+		{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567, "1,234,567"}, {-20000, "-20,000"},
+	}
+	for _, tt := range tests {
+		if got := commas(tt.in); got != tt.want {
+			t.Errorf("commas(%d) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestAggregateTakesMedianPerCase(t *testing.T) {
+	rs := []Result{
+		{Case: "a/x", Mode: modeThroughput, Round: 1, RecPerSec: 100, CPUus: 3},
+		{Case: "b/y", Mode: modeThroughput, Round: 1, RecPerSec: 5},
+		{Case: "a/x", Mode: modeThroughput, Round: 2, RecPerSec: 300, CPUus: 1},
+		{Case: "a/x", Mode: modeThroughput, Round: 3, RecPerSec: 200, CPUus: 2},
+	}
+	as := aggregate(rs)
+	a, ok := find(as, modeThroughput, "a/x", "")
+	if !ok {
+		t.Fatal("a/x missing")
+	}
+	if a.N != 3 || a.RecPerSec != 200 || a.CPU != 2 || a.MinRate != 100 || a.MaxRate != 300 {
+		t.Errorf("got %+v", a)
+	}
+	if len(as) != 2 || as[0].Case != "a/x" {
+		t.Errorf("cases out of first-seen order: %+v", as)
+	}
+}
+
+func TestChartSVGIsWellFormedWithOneBarPairPerCase(t *testing.T) {
+	tp := []agg{
+		{Case: "kprod-bytes/high-throughput", RecPerSec: 1e6, CPU: 1.5},
+		{Case: "franz-go/high-throughput", RecPerSec: 1.2e6, CPU: 1.1},
+		{Case: "sarama/best <&>", RecPerSec: 2e5, CPU: 5},
+	}
+	svg := chartSVG(tp, time.Now())
+	d := xml.NewDecoder(strings.NewReader(svg))
+	rects := 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	// background + 2 bars per case + 2 zebra stripes (rows 0 and 2) + 3 legend swatches
+	if want := 1 + 2*len(tp) + 2 + 3; rects != want {
+		t.Errorf("%d rects, want %d", rects, want)
+	}
+	// Sorted by records/s: franz-go first.
+	if strings.Index(svg, "franz-go/high-throughput") > strings.Index(svg, "kprod-bytes/high-throughput") {
+		t.Error("rows not sorted by records/s")
+	}
+}
+
+func TestVariantNameIsStable(t *testing.T) {
+	got := variantName(map[string]string{"LINGER": "5ms", "COMPRESSION": "none"})
+	if got != "compression=none linger=5ms" {
+		t.Errorf("got %q", got)
+	}
+}
