@@ -202,12 +202,12 @@ func TestNilContext(t *testing.T) {
 	})
 	d := newDLQ(t, quickConfig(c), dlq.Config{MaxPending: 1, Replay: dlq.ReplayConfig{Disable: true}})
 	done := make(chan dlq.Result, 2)
-	//nolint:staticcheck // a nil ctx is what is tested
+	//lint:ignore SA1012 a nil ctx is what is tested
 	if err := d.SendAsync(nil, rec("orders", 0), func(r dlq.Result) { done <- r }); err != nil {
 		t.Fatal(err)
 	}
 	// MaxPending is 1 and the first record is held: this one waits on ctx.
-	//nolint:staticcheck // a nil ctx is what is tested
+	//lint:ignore SA1012 a nil ctx is what is tested
 	if err := d.SendAsync(nil, rec("orders", 1), func(r dlq.Result) { done <- r }); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestNilContext(t *testing.T) {
 		}
 	}
 	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.MessageTooLarge, Count: 1})
-	//nolint:staticcheck // a nil ctx is what is tested
+	//lint:ignore SA1012 a nil ctx is what is tested
 	if res, err := d.Send(nil, rec("orders", 2)); err != nil || res.Disposition != dlq.DeadLettered {
 		t.Fatalf("Send(nil ctx) of a refused record: %v %v", res.Disposition, err)
 	}

@@ -1,10 +1,13 @@
 package integration_test
 
 import (
+	"crypto/rand"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -25,6 +28,14 @@ func TestDeadLetterAndSpoolThroughOutage(t *testing.T) {
 		topic := c.NewTopic(t, 3)
 		dlt := topic + ".DLT"
 		c.CreateTopics(t, 1, dlt)
+		// The topic takes records up to 4 KiB; its dead-letter topic
+		// keeps the broker's default, so a 16 KiB record is the
+		// topic's to refuse and the dead-letter topic's to keep.
+		limit := "4096"
+		adm := kadm.NewClient(c.Client(t))
+		if rs, err := adm.AlterTopicConfigs(ctxFor(t, 10*time.Second), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, topic); err != nil || rs[0].Err != nil {
+			t.Fatalf("limit %s max.message.bytes: %v %v", topic, err, rs)
+		}
 
 		cfg := presets.LowLatency()
 		cfg.Brokers = c.Brokers()
@@ -66,13 +77,21 @@ func TestDeadLetterAndSpoolThroughOutage(t *testing.T) {
 			want = append(want, rec)
 		}
 
-		poison := testRecord(topic, 500).AtPartition(99)
+		// A record its topic refuses (above its max.message.bytes) is
+		// dead-lettered; one refused at the call (a partition the topic
+		// does not have) is returned to the caller, never routed.
+		poison := testRecord(topic, 500)
+		poison.Value = make([]byte, 16<<10)
+		_, _ = rand.Read(poison.Value) // incompressible: it stays too large
 		res, err := d.Send(ctx, poison)
 		if err != nil || res.Disposition != dlq.DeadLettered {
-			t.Fatalf("record for a missing partition: %v (%s), want dead-lettered", err, res.Disposition)
+			t.Fatalf("record above the topic's max.message.bytes: %v (%s), want dead-lettered", err, res.Disposition)
 		}
 		if res.DeadLetter == nil || res.DeadLetter.Record.Topic != dlt {
 			t.Fatalf("dead letter went to %+v, want topic %q", res.DeadLetter, dlt)
+		}
+		if res, err := d.Send(ctx, testRecord(topic, 501).AtPartition(99)); !errors.Is(err, kafkaproducer.ErrBadPartition) || res.Disposition != dlq.Failed {
+			t.Fatalf("record for a missing partition: %v (%s), want ErrBadPartition returned", err, res.Disposition)
 		}
 
 		if err := c.Stop(ctx); err != nil {
