@@ -160,13 +160,21 @@ func committedValues(t *testing.T, c *kfake.Cluster, topic string) []string {
 
 func expectValues(t *testing.T, c *kfake.Cluster, topic string, committed bool, want []string) {
 	t.Helper()
+	sort.Strings(want)
 	var got []string
 	if committed {
-		got = committedValues(t, c, topic)
+		// Kafka writes commit and abort markers after EndTxn answers,
+		// so what read_committed shows may lag a moment behind the
+		// commit; look again (with fresh end markers) before failing.
+		for range 3 {
+			if got = committedValues(t, c, topic); fmt.Sprint(got) == fmt.Sprint(want) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	} else {
 		got = values(t, c, topic, false, len(want), 200*time.Millisecond)
 	}
-	sort.Strings(want)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("%s (read_committed=%v): got %d records %v, want %d %v", topic, committed, len(got), abbrev(got), len(want), abbrev(want))
 	}
