@@ -243,11 +243,13 @@ func FailedResult(rec Record, err error) Result {
 func deliver(r *kgo.Record, err error) {
 	pd := pendingOf(r)
 	pd.cb(pd.p.complete(pd, err))
+	pd.p.done() // after the callback: Close waits for callbacks too
 }
 
 // complete turns a finished record into its Result: the error classified
 // and wrapped, the record kept for Close's report if closing, the hooks
-// run. Every record kprod hands to franz-go passes through here once.
+// run. Every record kprod hands to franz-go passes through here once; the
+// caller then calls done, after any callback.
 func (p *Producer) complete(pd *pending, err error) Result {
 	r := &pd.kr
 	latency := time.Since(pd.start)
@@ -281,7 +283,6 @@ func (p *Producer) complete(pd *pending, err error) Result {
 		p.mu.Unlock()
 	}
 	p.runHooks(res)
-	p.done()
 	return res
 }
 
@@ -325,6 +326,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 	// on one record should not wait for a batch to fill.
 	rs := p.cl.ProduceSync(ctx, &pd.kr)
 	res := p.complete(pd, rs[0].Err)
+	p.done()
 	return res, res.Err
 }
 
@@ -427,6 +429,7 @@ func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
 	for _, r := range p.cl.ProduceSync(ctx, krs...) {
 		pd := pendingOf(r.Record)
 		results[pd.idx] = p.complete(pd, r.Err)
+		p.done()
 	}
 	return results
 }
