@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kprod/kprod/dlq"
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -25,7 +26,7 @@ func BenchmarkSendAsyncDuringOutage(b *testing.B) {
 		Replay:   dlq.ReplayConfig{Disable: true},
 	})
 	br.stop()
-	waitFor(b, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(b, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
 	rec := kafkaproducer.Record{Topic: "orders", Key: []byte("customer-0042"), Value: make([]byte, 100)}
 	var wg sync.WaitGroup
 	b.ReportAllocs()

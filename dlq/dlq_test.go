@@ -312,7 +312,7 @@ func TestOpenPolicies(t *testing.T) {
 				t.Fatal(err)
 			}
 			b.stop()
-			waitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+			testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
 			if d.Healthy() {
 				t.Fatal("Healthy with the breaker open")
 			}
@@ -344,7 +344,7 @@ func TestSpoolFull(t *testing.T) {
 		Breaker:  fastBreaker(),
 	})
 	b.stop()
-	waitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
 	ctx := ctxT(t, 10*time.Second)
 	var spooled, full int
 	for i := range 100 {
@@ -434,7 +434,7 @@ func TestOutageAndReplay(t *testing.T) {
 
 	b.start()
 	restarted := time.Now()
-	waitFor(t, 60*time.Second, "replay to drain the spool", func() bool { return d.Spool().Len() == 0 })
+	testkit.WaitFor(t, 60*time.Second, "replay to drain the spool", func() bool { return d.Spool().Len() == 0 })
 	t.Logf("spool drained %v after the restart; breaker states seen: %v", time.Since(restarted).Round(time.Millisecond), compact(obs.stateList()))
 	consumeStart := time.Now()
 	// The supervisor reports a state change to the observer after the
@@ -497,7 +497,7 @@ func TestReplayKeepsOrderPerKey(t *testing.T) {
 		Replay:   dlq.ReplayConfig{Interval: 50 * time.Millisecond, Chunk: 97},
 	})
 	b.stop()
-	waitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
 	const n = 2000
 	recs := make([]kafkaproducer.Record, n)
 	for i := range recs {
@@ -509,7 +509,7 @@ func TestReplayKeepsOrderPerKey(t *testing.T) {
 		}
 	}
 	b.start()
-	waitFor(t, 30*time.Second, "replay", func() bool { return d.Spool().Len() == 0 })
+	testkit.WaitFor(t, 30*time.Second, "replay", func() bool { return d.Spool().Len() == 0 })
 	got := testkit.Consume(t, b.addrs(), "orders", n, false, 20*time.Second)
 	last := map[string]int{}
 	for _, r := range got {

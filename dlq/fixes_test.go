@@ -133,7 +133,7 @@ func TestMissingDeadLetterTopicSpooled(t *testing.T) {
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "orders.DLT"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "replay to the created topic", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "replay to the created topic", func() bool {
 		_, err = d.Replay(ctx)
 		return err == nil && d.Spool().Len() == 0
 	})

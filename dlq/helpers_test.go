@@ -153,17 +153,6 @@ func (r *recorder) stateList() []string {
 	return append([]string(nil), r.states...)
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // consumeAll reads topic from the start until it has at least want
 // records, then reads it once more to catch extra copies (duplicates).
 // testkit.ConsumeUpTo stops at its count, so asking it for more than want

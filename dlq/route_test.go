@@ -92,7 +92,7 @@ func TestReplayDoesNotBlockOnPoison(t *testing.T) {
 		Now:           func() time.Time { return clock },
 	})
 	b.stop()
-	waitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
 	ctx := ctxT(t, 30*time.Second)
 	// The poison record goes first, to partition 0, which will refuse it.
 	recs := []kafkaproducer.Record{rec("orders", 0).AtPartition(0), rec("orders", 1).AtPartition(1), rec("orders", 2).AtPartition(2)}
@@ -153,13 +153,13 @@ func TestStrictOrder(t *testing.T) {
 		Replay:      dlq.ReplayConfig{Disable: true},
 	})
 	b.stop()
-	waitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
 	ctx := ctxT(t, 30*time.Second)
 	if r, _ := d.Send(ctx, rec("orders", 0)); r.Disposition != dlq.Spooled {
 		t.Fatalf("%+v", r)
 	}
 	b.start()
-	waitFor(t, 10*time.Second, "breaker to close", func() bool { return d.BreakerState() == "closed" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to close", func() bool { return d.BreakerState() == "closed" })
 	// The breaker is closed but the spool is not empty: this one queues.
 	if r, _ := d.Send(ctx, rec("orders", 50)); r.Disposition != dlq.Spooled {
 		t.Fatalf("record after recovery: %v, want spooled behind the first", r.Disposition)

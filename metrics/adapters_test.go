@@ -213,8 +213,8 @@ func TestDLQObserver(t *testing.T) {
 
 	// Outage: failed pings open the breaker; sends go to the spool.
 	c.Close()
-	waitUntil(t, 15*time.Second, "breaker to open", func() bool { return d.BreakerState() == metrics.BreakerOpen })
-	waitUntil(t, 5*time.Second, "breaker_state{open} = 1", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "breaker to open", func() bool { return d.BreakerState() == metrics.BreakerOpen })
+	testkit.WaitFor(t, 5*time.Second, "breaker_state{open} = 1", func() bool {
 		return scrape(t, reg, "kprod_breaker_state", "state", metrics.BreakerOpen).value == 1
 	})
 	const spooled = 5
@@ -224,7 +224,7 @@ func TestDLQObserver(t *testing.T) {
 		}
 	}
 	eq("records_spooled_total{orders}", scrape(t, reg, "kprod_records_spooled_total", "topic", "orders").value, spooled)
-	waitUntil(t, 5*time.Second, "spool_records to match the spool", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "spool_records to match the spool", func() bool {
 		return scrape(t, reg, "kprod_spool_records").value == float64(d.Stats().SpoolRecords)
 	})
 	eq("spool_records", scrape(t, reg, "kprod_spool_records").value, spooled)
@@ -247,10 +247,10 @@ func TestDLQObserver(t *testing.T) {
 		t.Fatalf("restart kfake: %v", err)
 	}
 	t.Cleanup(c2.Close)
-	waitUntil(t, 30*time.Second, "replay to drain the spool", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "replay to drain the spool", func() bool {
 		return d.Stats().SpoolRecords == 0 && scrape(t, reg, "kprod_records_replayed_total", "topic", "orders").value == spooled
 	})
-	waitUntil(t, 5*time.Second, "spool_records = 0", func() bool { return scrape(t, reg, "kprod_spool_records").value == 0 })
+	testkit.WaitFor(t, 5*time.Second, "spool_records = 0", func() bool { return scrape(t, reg, "kprod_spool_records").value == 0 })
 	eq("breaker_state{closed}", scrape(t, reg, "kprod_breaker_state", "state", metrics.BreakerClosed).value, 1)
 	eq("breaker_state{open}", scrape(t, reg, "kprod_breaker_state", "state", metrics.BreakerOpen).value, 0)
 	if v := scrape(t, reg, "kprod_breaker_transitions_total", "state", metrics.BreakerHalfOpen).value; v < 1 {
@@ -258,16 +258,4 @@ func TestDLQObserver(t *testing.T) {
 	}
 	eq("records_ambiguous_total = Stats().Ambiguous", scrape(t, reg, "kprod_records_ambiguous_total").value, float64(d.Stats().Ambiguous))
 	eq("records_dead_lettered_total{orders} at the end", scrape(t, reg, "kprod_records_dead_lettered_total", "topic", "orders").value, 1)
-}
-
-// waitUntil polls cond every 10ms until it holds or d passes.
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
