@@ -30,7 +30,9 @@
 // # Concurrency
 //
 // A Producer is safe for concurrent use by any number of goroutines.
-// SendAsync and TrySend callbacks, and Hooks, run on franz-go's promise
-// goroutine one at a time; they must not block. Config values are plain
-// data and may be copied freely.
+// SendAsync and TrySend callbacks run on franz-go's promise goroutine one
+// at a time and must not block. Hooks run there too for those records, and
+// on the caller's goroutine for Send and SendBatch, so they must be safe
+// for concurrent use. Config values are plain data and may be copied
+// freely.
 package kafkaproducer
