@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestSerializers checks each built-in serializer with and without a
@@ -96,18 +96,7 @@ func BenchmarkSerializers(b *testing.B) {
 // producer to an in-process kfake broker. The difference per op is what
 // typing costs: the encoding and the callback adapter.
 func BenchmarkSendBytesVsTyped(b *testing.B) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	cfg := presets.HighThroughput()
-	cfg.Brokers = c.ListenAddrs()
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close(context.Background())
+	p := testkit.Producer(b, testkit.Cluster(b, []string{"bench"}), presets.HighThroughput())
 	order := typedOrder{ID: "order-000123", Amount: 129900, Items: []string{"sku-1", "sku-2", "sku-3"}}
 	payload, _ := json.Marshal(order)
 	hdrs := []kafkaproducer.Header{{Key: "source", Value: []byte("bench")}}

@@ -56,7 +56,7 @@ func TestTxnObserver(t *testing.T) {
 		defer cancel()
 		_ = p.Close(ctx)
 	})
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	send := func(n int) txn.Func {
 		return func(ctx context.Context, tx *txn.Tx) error {
 			for i := range n {
@@ -192,7 +192,7 @@ func TestDLQObserver(t *testing.T) {
 		defer cancel()
 		_ = d.Close(ctx)
 	})
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testkit.Ctx(t, 60*time.Second)
 	eq := func(what string, got, want float64) {
 		t.Helper()
 		if got != want {

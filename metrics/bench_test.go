@@ -35,7 +35,7 @@ func BenchmarkProduce(b *testing.B) {
 				}
 				cfg = m.Instrument(cfg)
 			}
-			p := newProducer(b, cfg, c)
+			p := testkit.Producer(b, c, cfg)
 			ctx := context.Background()
 			r := kafkaproducer.Record{Topic: "bench", Value: make([]byte, 100)}
 			if _, err := p.Send(ctx, r); err != nil { // connect, load metadata
@@ -78,8 +78,8 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	off := newProducer(b, presets.HighThroughput(), c)
-	on := newProducer(b, m.Instrument(presets.HighThroughput()), c)
+	off := testkit.Producer(b, c, presets.HighThroughput())
+	on := testkit.Producer(b, c, m.Instrument(presets.HighThroughput()))
 	ctx := context.Background()
 	value := make([]byte, 100)
 	const chunk = 2000

@@ -1,14 +1,11 @@
 package metrics_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
 
 	"github.com/kprod/kprod/kafkaproducer"
@@ -16,35 +13,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// newProducer builds a producer on kfake with cfg and closes it at test
-// end.
-func newProducer(t testing.TB, cfg kafkaproducer.Config, c *kfake.Cluster) *kafkaproducer.Producer {
-	t.Helper()
-	cfg.Brokers = c.ListenAddrs()
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
-}
-
 func rec(topic string, i int) kafkaproducer.Record {
 	return kafkaproducer.Record{
 		Topic: topic,
 		Key:   fmt.Appendf(nil, "key-%d", i%13),
 		Value: fmt.Appendf(nil, "value-%d-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i),
 	}
-}
-
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // sample is one scraped series: a counter or gauge value, or a

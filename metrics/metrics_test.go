@@ -37,8 +37,8 @@ func TestRecordMetricsMatchSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProducer(t, m.Instrument(presets.Reliable()), c)
-	ctx := ctxT(t, 30*time.Second)
+	p := testkit.Producer(t, c, m.Instrument(presets.Reliable()))
+	ctx := testkit.Ctx(t, 30*time.Second)
 
 	const n = 200
 	recs := make([]kafkaproducer.Record, n)
@@ -154,8 +154,8 @@ func TestBufferedAndInFlight(t *testing.T) {
 	}
 	cfg := m.Instrument(presets.LowLatency())
 	cfg.Partitioner = kafkaproducer.PartitionerRoundRobin
-	p := newProducer(t, cfg, c)
-	ctx := ctxT(t, 30*time.Second)
+	p := testkit.Producer(t, c, cfg)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	if _, err := p.Send(ctx, rec("orders", 0)); err != nil { // connect, load metadata
 		t.Fatal(err)
 	}
@@ -239,9 +239,9 @@ func TestTwoProducersOneRegistry(t *testing.T) {
 		t.Fatalf("same labels twice: %v, want AlreadyRegisteredError", err)
 	}
 
-	pa := newProducer(t, ma.Instrument(presets.LowLatency()), c)
-	pb := newProducer(t, mb.Instrument(presets.LowLatency()), c)
-	ctx := ctxT(t, 30*time.Second)
+	pa := testkit.Producer(t, c, ma.Instrument(presets.LowLatency()))
+	pb := testkit.Producer(t, c, mb.Instrument(presets.LowLatency()))
+	ctx := testkit.Ctx(t, 30*time.Second)
 	for i, tt := range []struct {
 		p *kafkaproducer.Producer
 		n int
@@ -295,8 +295,8 @@ func TestTopicLabelCap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := newProducer(t, m.Instrument(presets.LowLatency()), c)
-			ctx := ctxT(t, 30*time.Second)
+			p := testkit.Producer(t, c, m.Instrument(presets.LowLatency()))
+			ctx := testkit.Ctx(t, 30*time.Second)
 			for i, topic := range topics { // topic i gets i+1 records, in order
 				for j := range i + 1 {
 					if _, err := p.Send(ctx, rec(topic, j)); err != nil {
@@ -448,8 +448,8 @@ func TestNamesLintAndDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProducer(t, m.Instrument(presets.HighThroughput()), c)
-	ctx := ctxT(t, 30*time.Second)
+	p := testkit.Producer(t, c, m.Instrument(presets.HighThroughput()))
+	ctx := testkit.Ctx(t, 30*time.Second)
 	recs := make([]kafkaproducer.Record, 500)
 	for i := range recs {
 		recs[i] = rec("orders", i)
@@ -590,9 +590,9 @@ func TestOneMetricsTwoProducers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := m.Instrument(presets.LowLatency())
-	p1 := newProducer(t, cfg, c)
-	p2 := newProducer(t, cfg, c)
-	ctx := ctxT(t, 30*time.Second)
+	p1 := testkit.Producer(t, c, cfg)
+	p2 := testkit.Producer(t, c, cfg)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	for i, p := range []*kafkaproducer.Producer{p1, p2, p2} {
 		if _, err := p.Send(ctx, rec("orders", i)); err != nil {
 			t.Fatal(err)

@@ -39,9 +39,9 @@ func TestTracing(t *testing.T) {
 	}
 	cfg := m.Instrument(m.Instrument(presets.LowLatency())) // twice: still counted once
 	cfg.Opts = append(cfg.Opts, metrics.Tracing(tp))
-	p := newProducer(t, cfg, c)
+	p := testkit.Producer(t, c, cfg)
 
-	ctx, parent := tp.Tracer("test").Start(ctxT(t, 30*time.Second), "handle request")
+	ctx, parent := tp.Tracer("test").Start(testkit.Ctx(t, 30*time.Second), "handle request")
 	const n = 5
 	headers := make([]kafkaproducer.Header, 1, 4) // spare capacity kotel must not write into
 	headers[0] = kafkaproducer.Header{Key: "seq", Value: []byte("x")}
@@ -127,8 +127,8 @@ func TestTracingNilProviderIsOff(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	cfg := presets.LowLatency()
 	cfg.Opts = append(cfg.Opts, metrics.Tracing(nil))
-	p := newProducer(t, cfg, c)
-	res, err := p.Send(ctxT(t, 30*time.Second), rec("orders", 1))
+	p := testkit.Producer(t, c, cfg)
+	res, err := p.Send(testkit.Ctx(t, 30*time.Second), rec("orders", 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -20,12 +21,7 @@ import (
 //	go test -run '^$' -bench . -benchtime 200000x ./presets/
 
 func benchCluster(b *testing.B) *kfake.Cluster {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
-	return c
+	return testkit.Cluster(b, nil, kfake.SeedTopics(6, "bench"))
 }
 
 func benchProducer(b *testing.B, name string, c *kfake.Cluster) *kafkaproducer.Producer {
@@ -33,13 +29,7 @@ func benchProducer(b *testing.B, name string, c *kfake.Cluster) *kafkaproducer.P
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.Brokers = c.ListenAddrs()
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = p.Close(context.Background()) })
-	return p
+	return testkit.Producer(b, c, cfg)
 }
 
 func benchRecords(n int) []kafkaproducer.Record {

@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
 	"github.com/kprod/kprod/serde/avro"
 	"github.com/kprod/kprod/serde/protobuf"
 	kprodsr "github.com/kprod/kprod/serde/sr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -88,18 +88,7 @@ func BenchmarkSerializePaths(b *testing.B) {
 // producer, an in-process kfake broker.
 func BenchmarkSendBytesVsTypedSR(b *testing.B) {
 	bs := warmSerializers(b)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	cfg := presets.HighThroughput()
-	cfg.Brokers = c.ListenAddrs()
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close(context.Background())
+	p := testkit.Producer(b, testkit.Cluster(b, []string{"bench"}), presets.HighThroughput())
 	avroT, _ := kafkaproducer.NewTyped[string, order](p, kafkaproducer.StringSerializer{}, bs.avroSR)
 	protoT, _ := kafkaproducer.NewTyped[string, *structpb.Struct](p, kafkaproducer.StringSerializer{}, bs.protoSR)
 	ctx := context.Background()
