@@ -155,8 +155,11 @@ type explicitTopic struct{ tp kgo.TopicPartitioner }
 
 // isExplicit reports a record kprod sent with an explicit partition.
 func isExplicit(r *kgo.Record) bool {
-	pd := pendingOf(r)
-	return pd != nil && pd.explicit
+	if r.Partition < 0 {
+		return false // kprod's records without one say -1
+	}
+	px := pendingOf(r)
+	return px != nil && px.explicit
 }
 
 func (e explicitTopic) RequiresConsistency(r *kgo.Record) bool {
@@ -175,8 +178,8 @@ func (e explicitTopic) Partition(r *kgo.Record, n int) int {
 // record, and deliver reports ErrBadPartition).
 func checkExplicit(r *kgo.Record, n int) int {
 	if int(r.Partition) >= n {
-		if pd := pendingOf(r); pd != nil {
-			pd.partitions = int32(n)
+		if px := pendingOf(r); px != nil {
+			px.partitions = int32(n)
 		}
 	}
 	return int(r.Partition)

@@ -176,9 +176,9 @@ func TestExplicitPartitionWins(t *testing.T) {
 	for _, name := range Partitioners() {
 		p, _ := name.build()
 		tp := p.ForTopic("t")
-		pd := &pending{explicit: true, Context: context.Background()}
-		pd.kr = kgo.Record{Key: []byte("k"), Partition: 5, Context: pd}
-		if got := part(tp, &pd.kr); got != 5 || !tp.RequiresConsistency(&pd.kr) {
+		px := &pendingExt{explicit: true, Context: context.Background()}
+		px.kr = kgo.Record{Key: []byte("k"), Partition: 5, Context: px}
+		if got := part(tp, &px.kr); got != 5 || !tp.RequiresConsistency(&px.kr) {
 			t.Errorf("%s: explicit partition 5 went to %d", name, got)
 		}
 		if name == PartitionerManual {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -21,6 +22,12 @@ type Producer struct {
 	log    *zap.Logger
 	hooks  []Hook
 	manual bool
+
+	// epoch is when the producer was built: records' send times are
+	// monotonic nanoseconds since it.
+	epoch time.Time
+	// promise is p.deliver, bound once rather than per record.
+	promise func(*kgo.Record, error)
 
 	// outstanding counts records handed to franz-go and not yet
 	// completed; Close waits for it to reach zero after closing starts.
@@ -55,7 +62,9 @@ func New(cfg Config) (*Producer, error) {
 		hooks:   cfg.Hooks,
 		manual:  cfg.Partitioner == PartitionerManual,
 		drained: make(chan struct{}),
+		epoch:   time.Now(),
 	}
+	p.promise = p.deliver
 	p.watch.p = p
 	opts := append(cfg.kgoOpts(log.Named("kgo")), kgo.WithHooks(&p.watch))
 	cl, err := kgo.NewClient(opts...)
@@ -80,15 +89,32 @@ func (p *Producer) Client() *kgo.Client { return p.cl }
 func (p *Producer) Logger() *zap.Logger { return p.log }
 
 // pending is one record in flight: franz-go's record plus what kprod needs
-// to report it, in one allocation. It is the record's context, so the
-// promise finds it without a map or a closure.
+// to report it, in one allocation of 176 bytes (franz-go's own record is
+// 160). The record is the first field, so the promise, which franz-go
+// hands &pd.kr, finds the pending record without a map, a closure or a
+// context lookup (pendingAt). The record's Context stays the caller's
+// ctx.
 type pending struct {
 	kr kgo.Record
+	cb func(Result) // SendAsync and TrySend only
+	// start is when the record was sent, in monotonic nanoseconds since
+	// the producer's epoch; startExt marks a pending that heads a
+	// pendingExt.
+	start int64
+}
+
+// startExt is the bit of pending.start marking a pendingExt.
+const startExt = int64(1) << 62
+
+// pendingExt is a pending with what only some records need: records with
+// an explicit partition, and every SendBatch record. Its record's Context
+// is the pendingExt itself (wrapping the caller's ctx), so the
+// partitioner can tell kprod's explicit partitions from a hand-built
+// record's zero Partition (pendingOf).
+type pendingExt struct {
+	pending
 	context.Context
-	p     *Producer
-	cb    func(Result) // SendAsync and TrySend only
-	start time.Time
-	idx   int32 // position in a SendBatch
+	idx int32 // position in a SendBatch
 	// partitions is set by the partitioner when an explicit partition
 	// is not in the topic (it holds the topic's partition count).
 	partitions int32
@@ -97,13 +123,27 @@ type pending struct {
 
 type pendingKey struct{}
 
-// Value lets deliver find the pending record even when a franz-go hook
+// Value lets pendingOf find the pendingExt even when a franz-go hook
 // (kotel, say) has wrapped the record's context.
-func (pd *pending) Value(k any) any {
+func (px *pendingExt) Value(k any) any {
 	if k == (pendingKey{}) {
-		return pd
+		return px
 	}
-	return pd.Context.Value(k)
+	return px.Context.Value(k)
+}
+
+// pendingAt returns the pending record whose kgo.Record is r. Only for
+// records kprod built: r must be the kr field of a pending.
+func pendingAt(r *kgo.Record) *pending {
+	return (*pending)(unsafe.Pointer(r)) // kr is pending's first field
+}
+
+// ext returns the pendingExt that pd heads, or nil.
+func (pd *pending) ext() *pendingExt {
+	if pd.start&startExt == 0 {
+		return nil
+	}
+	return (*pendingExt)(unsafe.Pointer(pd)) // pending is pendingExt's first field
 }
 
 // check refuses a record before it reaches franz-go.
@@ -167,17 +207,17 @@ func (p *Producer) done() {
 	}
 }
 
-func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	pd.Context = ctx
-	pd.p = p
-	pd.start = time.Now()
-	pd.explicit = rec.PartitionSet
+// fill builds pd's record from rec. kr.Context is set by the caller: ctx
+// for a plain pending, the pendingExt for an extended one.
+func (p *Producer) fill(pd *pending, rec *Record) {
 	ts := rec.Timestamp
 	if ts.IsZero() {
-		ts = pd.start // saves franz-go a second clock read
+		// One clock read: the start time is also the record's
+		// timestamp, so franz-go does not read the clock again.
+		ts = time.Now()
+		pd.start = int64(ts.Sub(p.epoch))
+	} else {
+		pd.start = int64(time.Since(p.epoch))
 	}
 	pd.kr = kgo.Record{
 		Topic:     rec.Topic,
@@ -186,24 +226,47 @@ func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record) {
 		Headers:   rec.Headers,
 		Timestamp: ts,
 		Partition: -1,
-		Context:   pd,
-	}
-	if rec.PartitionSet {
-		pd.kr.Partition = rec.Partition
 	}
 }
 
-// pendingOf finds the pending record behind a franz-go record (nil for a
-// record kprod did not send).
-func pendingOf(r *kgo.Record) *pending {
+// newPending builds the pending record of a Send, SendAsync or TrySend.
+func (p *Producer) newPending(ctx context.Context, rec *Record) *pending {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !rec.PartitionSet {
+		pd := new(pending)
+		p.fill(pd, rec)
+		pd.kr.Context = ctx
+		return pd
+	}
+	px := new(pendingExt)
+	p.fillExt(px, ctx, rec)
+	return &px.pending
+}
+
+func (p *Producer) fillExt(px *pendingExt, ctx context.Context, rec *Record) {
+	p.fill(&px.pending, rec)
+	px.start |= startExt
+	px.Context = ctx
+	px.kr.Context = px
+	if rec.PartitionSet {
+		px.explicit = true
+		px.kr.Partition = rec.Partition
+	}
+}
+
+// pendingOf finds the pendingExt behind a franz-go record: nil for a
+// plain pending and for a record kprod did not send.
+func pendingOf(r *kgo.Record) *pendingExt {
 	if r.Context == nil {
 		return nil
 	}
-	if pd, ok := r.Context.(*pending); ok {
-		return pd
+	if px, ok := r.Context.(*pendingExt); ok {
+		return px
 	}
-	pd, _ := r.Context.Value(pendingKey{}).(*pending)
-	return pd
+	px, _ := r.Context.Value(pendingKey{}).(*pendingExt)
+	return px
 }
 
 // ResultFor builds the Result kprod reports for a franz-go record and the
@@ -212,7 +275,17 @@ func pendingOf(r *kgo.Record) *pending {
 // a failure becomes a *SendError with its Class, and franz-go's timeout,
 // buffer-full and closed errors wrap kprod's sentinels. Hooks are not run.
 func ResultFor(r *kgo.Record, err error, latency time.Duration) Result {
-	res := Result{
+	res := resultOf(r, latency)
+	if err != nil {
+		res.Offset = -1
+		res.Err = sendError(r.Topic, r.Partition, r.Key, wrapCause(err))
+	}
+	return res
+}
+
+// resultOf is the Result of a record franz-go wrote.
+func resultOf(r *kgo.Record, latency time.Duration) Result {
+	return Result{
 		Record: Record{
 			Topic:     r.Topic,
 			Key:       r.Key,
@@ -225,11 +298,6 @@ func ResultFor(r *kgo.Record, err error, latency time.Duration) Result {
 		Timestamp: r.Timestamp,
 		Latency:   latency,
 	}
-	if err != nil {
-		res.Offset = -1
-		res.Err = sendError(r.Topic, r.Partition, r.Key, wrapCause(err))
-	}
-	return res
 }
 
 // FailedResult is the Result of a record refused before it was sent (by
@@ -239,11 +307,12 @@ func FailedResult(rec Record, err error) Result {
 	return Result{Record: rec, Partition: -1, Offset: -1, Err: sendError(rec.Topic, -1, rec.Key, err)}
 }
 
-// deliver is the franz-go promise of every SendAsync and TrySend record.
-func deliver(r *kgo.Record, err error) {
-	pd := pendingOf(r)
-	pd.cb(pd.p.complete(pd, err))
-	pd.p.done() // after the callback: Close waits for callbacks too
+// deliver is the franz-go promise of every SendAsync and TrySend record
+// (bound once, in New, as p.promise).
+func (p *Producer) deliver(r *kgo.Record, err error) {
+	pd := pendingAt(r)
+	pd.cb(p.complete(pd, err))
+	p.done() // after the callback: Close waits for callbacks too
 }
 
 // complete turns a finished record into its Result: the error classified
@@ -252,11 +321,21 @@ func deliver(r *kgo.Record, err error) {
 // caller then calls done, after any callback.
 func (p *Producer) complete(pd *pending, err error) Result {
 	r := &pd.kr
-	latency := time.Since(pd.start)
+	latency := time.Since(p.epoch) - time.Duration(pd.start&^startExt)
+	if err == nil && pd.start&startExt == 0 {
+		// The common case, kept short: for SendAsync it runs on
+		// franz-go's one promise goroutine, which serves every record.
+		res := resultOf(r, latency)
+		if len(p.hooks) > 0 {
+			p.runHooks(res)
+		}
+		return res
+	}
+	px := pd.ext()
 	if err != nil {
 		switch {
-		case pd.partitions > 0:
-			err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, pd.partitions, err)
+		case px != nil && px.partitions > 0:
+			err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, px.partitions, err)
 		case errors.Is(err, kgo.ErrAborting):
 			if ce := p.watch.last.Load(); ce != nil {
 				err = ce
@@ -274,7 +353,7 @@ func (p *Producer) complete(pd *pending, err error) Result {
 		}
 	}
 	res := ResultFor(r, err, latency)
-	if pd.explicit {
+	if px != nil && px.explicit {
 		res.Record.Partition, res.Record.PartitionSet = r.Partition, true
 	}
 	if err != nil && p.closing.Load() {
@@ -320,8 +399,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 		res := p.refuse(rec, err)
 		return res, res.Err
 	}
-	pd := new(pending)
-	p.fill(pd, ctx, &rec)
+	pd := p.newPending(ctx, &rec)
 	// ProduceSync also stops the partition's linger: a caller waiting
 	// on one record should not wait for a batch to fill.
 	rs := p.cl.ProduceSync(ctx, &pd.kr)
@@ -385,16 +463,15 @@ func (p *Producer) sendAsync(ctx context.Context, rec Record, cb func(Result), b
 	if err := p.begin(); err != nil {
 		return p.refuse(rec, err).Err
 	}
-	pd := new(pending)
-	p.fill(pd, ctx, &rec)
+	pd := p.newPending(ctx, &rec)
 	if cb == nil {
 		cb = func(Result) {}
 	}
 	pd.cb = cb
 	if block {
-		p.cl.Produce(ctx, &pd.kr, deliver)
+		p.cl.Produce(ctx, &pd.kr, p.promise)
 	} else {
-		p.cl.TryProduce(ctx, &pd.kr, deliver)
+		p.cl.TryProduce(ctx, &pd.kr, p.promise)
 	}
 	return nil
 }
@@ -405,7 +482,7 @@ func (p *Producer) sendAsync(ctx context.Context, rec Record, cb func(Result), b
 // to every record as in Send.
 func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
 	results := make(Results, len(recs))
-	pds := make([]pending, len(recs))
+	pds := make([]pendingExt, len(recs))
 	krs := make([]*kgo.Record, 0, len(recs))
 	for i := range recs {
 		rec := &recs[i]
@@ -417,18 +494,18 @@ func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
 			results[i] = p.refuse(*rec, err)
 			continue
 		}
-		pd := &pds[i]
-		p.fill(pd, ctx, rec)
-		pd.idx = int32(i)
-		krs = append(krs, &pd.kr)
+		px := &pds[i]
+		p.fillExt(px, ctx, rec)
+		px.idx = int32(i)
+		krs = append(krs, &px.kr)
 	}
 	if len(krs) == 0 {
 		return results
 	}
 	// Results come back in completion order; each finds its slot.
 	for _, r := range p.cl.ProduceSync(ctx, krs...) {
-		pd := pendingOf(r.Record)
-		results[pd.idx] = p.complete(pd, r.Err)
+		pd := pendingAt(r.Record)
+		results[pd.ext().idx] = p.complete(pd, r.Err)
 		p.done()
 	}
 	return results
