@@ -103,8 +103,13 @@ type pending struct {
 	start int64
 }
 
-// startExt is the bit of pending.start marking a pendingExt.
-const startExt = int64(1) << 62
+// The bits of pending.start marking a pendingExt, and a typedHead (which
+// is a pendingExt too).
+const (
+	startExt   = int64(1) << 62
+	startTyped = int64(1) << 61
+	startFlags = startExt | startTyped
+)
 
 // pendingExt is a pending with what only some records need: records with
 // an explicit partition, and every SendBatch record. Its record's Context
@@ -119,6 +124,14 @@ type pendingExt struct {
 	// is not in the topic (it holds the topic's partition count).
 	partitions int32
 	explicit   bool
+}
+
+// typedHead heads the pending record of a typed SendAsync or TrySend
+// (typedPending in typed.go): its deliver, not pending.cb, receives the
+// Result.
+type typedHead struct {
+	pendingExt
+	deliver func(*typedHead, Result)
 }
 
 type pendingKey struct{}
@@ -311,7 +324,13 @@ func FailedResult(rec Record, err error) Result {
 // (bound once, in New, as p.promise).
 func (p *Producer) deliver(r *kgo.Record, err error) {
 	pd := pendingAt(r)
-	pd.cb(p.complete(pd, err))
+	res := p.complete(pd, err)
+	if pd.start&startTyped != 0 {
+		h := (*typedHead)(unsafe.Pointer(pd)) // pending heads typedHead
+		h.deliver(h, res)
+	} else {
+		pd.cb(res)
+	}
 	p.done() // after the callback: Close waits for callbacks too
 }
 
@@ -321,7 +340,7 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 // caller then calls done, after any callback.
 func (p *Producer) complete(pd *pending, err error) Result {
 	r := &pd.kr
-	latency := time.Since(p.epoch) - time.Duration(pd.start&^startExt)
+	latency := time.Since(p.epoch) - time.Duration(pd.start&^startFlags)
 	if err == nil && pd.start&startExt == 0 {
 		// The common case, kept short: for SendAsync it runs on
 		// franz-go's one promise goroutine, which serves every record.
@@ -468,12 +487,34 @@ func (p *Producer) sendAsync(ctx context.Context, rec Record, cb func(Result), b
 		cb = func(Result) {}
 	}
 	pd.cb = cb
+	p.produce(ctx, pd, block)
+	return nil
+}
+
+// sendAsyncTyped is sendAsync for a typed record, whose pending record h
+// was allocated with the typed callback (Typed.SendAsync).
+func (p *Producer) sendAsyncTyped(ctx context.Context, rec *Record, h *typedHead, block bool) error {
+	if err := p.check(rec); err != nil {
+		return p.refuse(*rec, err).Err
+	}
+	if err := p.begin(); err != nil {
+		return p.refuse(*rec, err).Err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	p.fillExt(&h.pendingExt, ctx, rec)
+	h.start |= startTyped
+	p.produce(ctx, &h.pending, block)
+	return nil
+}
+
+func (p *Producer) produce(ctx context.Context, pd *pending, block bool) {
 	if block {
 		p.cl.Produce(ctx, &pd.kr, p.promise)
 	} else {
 		p.cl.TryProduce(ctx, &pd.kr, p.promise)
 	}
-	return nil
 }
 
 // SendBatch sends records and waits for all of them, returning one Result

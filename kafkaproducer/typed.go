@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // The sides of a record a serializer can fail on, as BadInputError.Side.
@@ -95,6 +96,8 @@ type Typed[K, V any] struct {
 	vs     Serializer[V]
 	keyNil func(K) bool
 	valNil func(V) bool
+	// deliver is deliverTyped[K, V], made once.
+	deliver func(*typedHead, Result)
 }
 
 // NewTyped returns a typed producer over s (usually a *Producer). It
@@ -108,7 +111,7 @@ func NewTyped[K, V any](s RecordSender, keys Serializer[K], values Serializer[V]
 	case isNilAny(values):
 		return nil, &ConfigError{Field: "NewTyped value serializer", Reason: "nil; use BytesSerializer{} for []byte values"}
 	}
-	return &Typed[K, V]{s: s, ks: keys, vs: values, keyNil: nilCheck[K](), valNil: nilCheck[V]()}, nil
+	return &Typed[K, V]{s: s, ks: keys, vs: values, keyNil: nilCheck[K](), valNil: nilCheck[V](), deliver: deliverTyped[K, V]}, nil
 }
 
 // Sender returns the sender t sends through.
@@ -195,6 +198,9 @@ func (t *Typed[K, V]) SendAsync(ctx context.Context, rec TypedRecord[K, V], cb f
 	if err != nil {
 		return t.refuse(r, err).Err
 	}
+	if p, ok := t.s.(*Producer); ok && cb != nil {
+		return p.sendAsyncTyped(ctx, &r, t.newPending(rec, cb), true)
+	}
 	return t.s.SendAsync(ctx, r, wrapCallback(rec, cb))
 }
 
@@ -210,7 +216,36 @@ func (t *Typed[K, V]) TrySend(ctx context.Context, rec TypedRecord[K, V], cb fun
 	if err != nil {
 		return t.refuse(r, err).Err
 	}
+	if p, ok := t.s.(*Producer); ok && cb != nil {
+		if p.bufferFull(&r) {
+			return p.refuse(r, ErrBufferFull).Err
+		}
+		return p.sendAsyncTyped(ctx, &r, t.newPending(rec, cb), false)
+	}
 	return ts.TrySend(ctx, r, wrapCallback(rec, cb))
+}
+
+// typedPending is a typed SendAsync's record in flight: the producer's
+// pending record with the typed record and callback, in one allocation,
+// where a callback adapter would need a closure per record.
+type typedPending[K, V any] struct {
+	typedHead
+	rec TypedRecord[K, V]
+	cb  func(TypedResult[K, V])
+}
+
+func (t *Typed[K, V]) newPending(rec TypedRecord[K, V], cb func(TypedResult[K, V])) *typedHead {
+	tp := &typedPending[K, V]{rec: rec, cb: cb}
+	tp.deliver = t.deliver
+	return &tp.typedHead
+}
+
+// deliverTyped hands a typed send's Result to its callback. Typed keeps
+// it as a func value made once: an instantiated generic function carries
+// its type dictionary, so taking it per record would allocate.
+func deliverTyped[K, V any](h *typedHead, res Result) {
+	tp := (*typedPending[K, V])(unsafe.Pointer(h)) // typedHead is typedPending's first field
+	tp.cb(TypedResult[K, V]{Result: res, Typed: tp.rec})
 }
 
 func wrapCallback[K, V any](rec TypedRecord[K, V], cb func(TypedResult[K, V])) func(Result) {
@@ -286,8 +321,13 @@ func sendEachAsync(ctx context.Context, s RecordSender, recs []Record) Results {
 // can never be nil (so the hot path pays nothing for value types).
 func nilCheck[T any]() func(T) bool {
 	switch reflect.TypeFor[T]().Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface, reflect.Func, reflect.Chan, reflect.UnsafePointer:
-		return func(v T) bool { return isNilAny(v) }
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		// One pointer word (the slice's data pointer for a slice) that
+		// is nil exactly when the value is: read it in place, without
+		// boxing v, which would allocate on every record.
+		return func(v T) bool { return *(*unsafe.Pointer)(unsafe.Pointer(&v)) == nil }
+	case reflect.Interface:
+		return func(v T) bool { return isNilAny(v) } // already boxed
 	}
 	return nil
 }

@@ -513,3 +513,45 @@ func ExampleTyped_Encode() {
 	// c-1={"id":"o-1"}
 	// nil *order is a tombstone: true
 }
+
+// TestTypedSendAddsNoAllocations: a typed SendAsync allocates what its
+// serializers do and nothing more than a bytes SendAsync of the encoded
+// record (the typed record and callback share the pending record's
+// allocation). Both are measured the same way against the same broker,
+// so franz-go's and the broker's own allocations cancel out.
+func TestTypedSendAddsNoAllocations(t *testing.T) {
+	p := testkit.Producer(t, testkit.Cluster(t, []string{"allocs"}), presets.HighThroughput())
+	ctx := testkit.Ctx(t, 60*time.Second)
+	typed, err := kafkaproducer.NewTyped(p, kafkaproducer.BytesSerializer{}, kafkaproducer.BytesSerializer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, value := []byte("customer-42"), []byte("a value of some bytes")
+	var wg sync.WaitGroup
+	bytesCB := func(kafkaproducer.Result) { wg.Done() }
+	typedCB := func(kafkaproducer.TypedResult[[]byte, []byte]) { wg.Done() }
+	const n = 2000
+	measure := func(send func() error) float64 {
+		return testing.AllocsPerRun(5, func() {
+			wg.Add(n)
+			for range n {
+				if err := send(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wg.Wait()
+		}) / n
+	}
+	sendBytes := func() error {
+		return p.SendAsync(ctx, kafkaproducer.Record{Topic: "allocs", Key: key, Value: value}, bytesCB)
+	}
+	sendTyped := func() error {
+		return typed.SendAsync(ctx, kafkaproducer.TypedRecord[[]byte, []byte]{Topic: "allocs", Key: key, Value: value}, typedCB)
+	}
+	measure(sendBytes) // warm up: connection, producer ID, batch buffers
+	b, ty := measure(sendBytes), measure(sendTyped)
+	t.Logf("allocations per record: bytes %.2f, typed %.2f", b, ty)
+	if ty > b+0.25 {
+		t.Errorf("a typed SendAsync allocates %.2f per record, a bytes SendAsync %.2f: typing should add none", ty, b)
+	}
+}
