@@ -21,7 +21,7 @@ type Producer struct {
 	cfg    Config
 	log    *zap.Logger
 	hooks  []Hook
-	manual bool
+	manual bool // Partitioner is PartitionerManual
 
 	// epoch is when the producer was built: records' send times are
 	// monotonic nanoseconds since it.
@@ -60,9 +60,9 @@ func New(cfg Config) (*Producer, error) {
 		cfg:     cfg,
 		log:     log,
 		hooks:   cfg.Hooks,
-		manual:  cfg.Partitioner == PartitionerManual,
 		drained: make(chan struct{}),
 		epoch:   time.Now(),
+		manual:  cfg.Partitioner == PartitionerManual,
 	}
 	p.promise = p.deliver
 	p.watch.p = p
@@ -159,20 +159,38 @@ func (pd *pending) ext() *pendingExt {
 	return (*pendingExt)(unsafe.Pointer(pd)) // pending is pendingExt's first field
 }
 
-// check refuses a record before it reaches franz-go.
+// check refuses a record before it reaches franz-go. The common record (a
+// topic, no partition, no timestamp) passes at once.
 func (p *Producer) check(rec *Record) error {
+	if rec.Topic != "" && !rec.PartitionSet && rec.Timestamp.IsZero() && !p.manual {
+		return nil
+	}
+	return p.cfg.checkAt(rec, time.Now)
+}
+
+// CheckRecord returns the error a Producer with this config refuses rec
+// with before sending it, or nil: no topic (ErrNoTopic), a negative
+// partition (ErrBadPartition), no partition with PartitionerManual
+// (ErrPartitionRequired), a timestamp older than DeliveryTimeout
+// (ErrStaleTimestamp, measured from now). For code that sends through a
+// client of its own and refuses as a Producer does.
+func (c Config) CheckRecord(rec *Record, now time.Time) error {
+	return c.checkAt(rec, func() time.Time { return now })
+}
+
+func (c *Config) checkAt(rec *Record, now func() time.Time) error {
 	switch {
 	case rec.Topic == "":
 		return ErrNoTopic
 	case rec.PartitionSet && rec.Partition < 0:
 		return fmt.Errorf("%w: %d is negative", ErrBadPartition, rec.Partition)
-	case p.manual && !rec.PartitionSet:
+	case c.Partitioner == PartitionerManual && !rec.PartitionSet:
 		return ErrPartitionRequired
-	case p.cfg.DeliveryTimeout > 0 && !rec.Timestamp.IsZero() && time.Since(rec.Timestamp) >= p.cfg.DeliveryTimeout:
+	case c.DeliveryTimeout > 0 && !rec.Timestamp.IsZero() && now().Sub(rec.Timestamp) >= c.DeliveryTimeout:
 		// franz-go measures the delivery timeout from the record's
 		// timestamp: this record would time out before being sent.
 		return fmt.Errorf("%w: timestamp %s is older than DeliveryTimeout %v; leave Timestamp zero, carry the original time in a header, or raise DeliveryTimeout",
-			ErrStaleTimestamp, rec.Timestamp.Format(time.RFC3339Nano), p.cfg.DeliveryTimeout)
+			ErrStaleTimestamp, rec.Timestamp.Format(time.RFC3339Nano), c.DeliveryTimeout)
 	}
 	return nil
 }
@@ -282,18 +300,67 @@ func pendingOf(r *kgo.Record) *pendingExt {
 	return px
 }
 
-// ResultFor builds the Result kprod reports for a franz-go record and the
-// error its produce ended with, for code that drives a franz-go client
-// itself (a kgo.GroupTransactSession, say) but reports like a Producer:
-// a failure becomes a *SendError with its Class, and franz-go's timeout,
-// buffer-full and closed errors wrap kprod's sentinels. Hooks are not run.
-func ResultFor(r *kgo.Record, err error, latency time.Duration) Result {
+// ResultFor builds the Result a Producer with this config reports for a
+// franz-go record and the error its produce ended with, for code that
+// drives a client from ClientOpts itself (a kgo.GroupTransactSession,
+// say) but reports like a Producer: a failure becomes a *SendError with
+// its Class; franz-go's timeout, buffer-full and closed errors wrap
+// kprod's sentinels; a retriable error that outlived DeliveryTimeout
+// wraps ErrDeliveryTimeout; an explicit partition (a record from
+// NewKgoRecord) the topic does not have wraps ErrBadPartition. Hooks are
+// not run.
+func (c Config) ResultFor(r *kgo.Record, err error, latency time.Duration) Result {
+	return c.result(pendingOf(r), r, err, latency)
+}
+
+// result is ResultFor with the record's pendingExt (nil for a plain one).
+// Like checkAt it takes a pointer: a Producer calls it per record, and a
+// Config is too large to copy each time.
+func (c *Config) result(px *pendingExt, r *kgo.Record, err error, latency time.Duration) Result {
 	res := resultOf(r, latency)
-	if err != nil {
-		res.Offset = -1
-		res.Err = sendError(r.Topic, r.Partition, r.Key, wrapCause(err))
+	if px != nil && px.explicit {
+		res.Record.Partition, res.Record.PartitionSet = r.Partition, true
 	}
+	if err == nil {
+		return res
+	}
+	if px != nil && px.partitions > 0 {
+		err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, px.partitions, err)
+	}
+	// franz-go fails a record whose delivery timeout passed while
+	// waiting on an unreachable cluster with the last connection error;
+	// say that it timed out. With unlimited retries nothing else fails a
+	// record with a retriable error (franz-go measures the timeout from
+	// the first record of a batch, so this record's own latency can fall
+	// just short of it).
+	if c.DeliveryTimeout > 0 && classify(err) == ClassRetriable && !errors.Is(err, kgo.ErrMaxBuffered) &&
+		(c.Retries == 0 || latency >= c.DeliveryTimeout) {
+		err = fmt.Errorf("%w after %v: %w", ErrDeliveryTimeout, latency.Round(time.Millisecond), err)
+	}
+	res.Offset = -1
+	res.Err = sendError(r.Topic, r.Partition, r.Key, wrapCause(err))
 	return res
+}
+
+// NewKgoRecord returns the franz-go record a Producer sends for rec, for
+// code that drives a client from ClientOpts itself. Use it rather than
+// building the kgo.Record by hand when rec may carry an explicit
+// partition: ClientOpts' partitioner pins only records built here (or by
+// a Producer) to their Partition, since a hand-built record's zero
+// Partition does not say whether it was meant. ctx becomes the record's
+// context. Refusals are not checked here: see Config.CheckRecord.
+func NewKgoRecord(ctx context.Context, rec Record) *kgo.Record {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp, Partition: -1, Context: ctx}
+	if !rec.PartitionSet {
+		return kr
+	}
+	px := &pendingExt{pending: pending{kr: *kr}, Context: ctx, explicit: true}
+	px.kr.Partition = rec.Partition
+	px.kr.Context = px
+	return &px.kr
 }
 
 // resultOf is the Result of a record franz-go wrote.
@@ -350,31 +417,12 @@ func (p *Producer) complete(pd *pending, err error) Result {
 		}
 		return res
 	}
-	px := pd.ext()
-	if err != nil {
-		switch {
-		case px != nil && px.partitions > 0:
-			err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, px.partitions, err)
-		case errors.Is(err, kgo.ErrAborting):
-			if ce := p.watch.last.Load(); ce != nil {
-				err = ce
-			}
-		}
-		// franz-go fails a record whose delivery timeout passed while
-		// waiting on an unreachable cluster with the last connection
-		// error; say that it timed out. With unlimited retries nothing
-		// else fails a record with a retriable error (franz-go measures
-		// the timeout from the first record of a batch, so this record's
-		// own latency can fall just short of it).
-		if p.cfg.DeliveryTimeout > 0 && classify(err) == ClassRetriable && !errors.Is(err, kgo.ErrMaxBuffered) &&
-			(p.cfg.Retries == 0 || latency >= p.cfg.DeliveryTimeout) {
-			err = fmt.Errorf("%w after %v: %w", ErrDeliveryTimeout, latency.Round(time.Millisecond), err)
+	if err != nil && errors.Is(err, kgo.ErrAborting) {
+		if ce := p.watch.last.Load(); ce != nil {
+			err = ce // the authentication or TLS failure behind the abort
 		}
 	}
-	res := ResultFor(r, err, latency)
-	if px != nil && px.explicit {
-		res.Record.Partition, res.Record.PartitionSet = r.Partition, true
-	}
+	res := p.cfg.result(pd.ext(), r, err, latency)
 	if err != nil && p.closing.Load() {
 		p.mu.Lock()
 		p.undelivered = append(p.undelivered, res)

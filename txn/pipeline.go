@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -278,45 +277,20 @@ func (p *Pipeline) transact(ctx context.Context, recs []*kgo.Record, attempt int
 
 // send produces one record through the session's client, reporting it
 // as a kafkaproducer.Producer does: the same refusals, a *SendError with
-// kprod's sentinels on failure (kafkaproducer.ResultFor), hooks called.
+// kprod's sentinels on failure (Config.ResultFor), explicit partitions
+// pinned (NewKgoRecord), hooks called.
 func (p *Pipeline) send(ctx context.Context, rec kafkaproducer.Record, cb func(kafkaproducer.Result)) error {
-	if err := p.check(&rec); err != nil {
+	start := p.o.now()
+	if err := p.cfg.CheckRecord(&rec, start); err != nil {
 		res := kafkaproducer.FailedResult(rec, err)
 		p.hooks(res)
 		return res.Err
 	}
-	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp, Partition: -1}
-	if rec.PartitionSet {
-		kr.Partition = rec.Partition
-	}
-	start := p.o.now()
-	p.s.Produce(ctx, kr, func(r *kgo.Record, err error) {
-		res := kafkaproducer.ResultFor(r, err, p.o.now().Sub(start))
-		if rec.PartitionSet {
-			res.Record.Partition, res.Record.PartitionSet = r.Partition, true
-		}
+	p.s.Produce(ctx, kafkaproducer.NewKgoRecord(ctx, rec), func(r *kgo.Record, err error) {
+		res := p.cfg.ResultFor(r, err, p.o.now().Sub(start))
 		p.hooks(res)
 		cb(res)
 	})
-	return nil
-}
-
-// check refuses a record before it reaches franz-go, as
-// kafkaproducer.Producer does.
-func (p *Pipeline) check(rec *kafkaproducer.Record) error {
-	switch {
-	case rec.Topic == "":
-		return kafkaproducer.ErrNoTopic
-	case rec.PartitionSet && rec.Partition < 0:
-		return fmt.Errorf("%w: %d is negative", kafkaproducer.ErrBadPartition, rec.Partition)
-	case p.cfg.Partitioner == kafkaproducer.PartitionerManual && !rec.PartitionSet:
-		return kafkaproducer.ErrPartitionRequired
-	case p.cfg.DeliveryTimeout > 0 && !rec.Timestamp.IsZero() && p.o.now().Sub(rec.Timestamp) >= p.cfg.DeliveryTimeout:
-		// franz-go measures the delivery timeout from the record's
-		// timestamp: this record would time out before being sent.
-		return fmt.Errorf("%w: timestamp %s is older than DeliveryTimeout %v; leave Timestamp zero, carry the original time in a header, or raise DeliveryTimeout",
-			kafkaproducer.ErrStaleTimestamp, rec.Timestamp.Format(time.RFC3339Nano), p.cfg.DeliveryTimeout)
-	}
 	return nil
 }
 

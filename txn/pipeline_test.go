@@ -394,3 +394,45 @@ func TestPipelineSendsLikeProducer(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelineExplicitPartition: a record a transform sends with an
+// explicit partition lands on that partition, as it would through a
+// Producer, whatever its key hashes to (the session's client comes from
+// ClientOpts, whose partitioner pins only records marked as explicit);
+// a partition the topic does not have fails with ErrBadPartition.
+func TestPipelineExplicitPartition(t *testing.T) {
+	t.Run("pinned", func(t *testing.T) {
+		c := testkit.Cluster(t, []string{"in", "out"})
+		produceInput(t, c, "in", 20)
+		results := make(chan kafkaproducer.Result, 100)
+		err := runPipelineUntil(t, pipelineCfg(c, nil, results), func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
+			return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Key: r.Key, Value: r.Value, Partition: 2, PartitionSet: true}, nil)
+		}, func(a txn.Attempt) bool { return a.Outcome == txn.OutcomeCommitted && len(results) >= 20 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		close(results)
+		for r := range results {
+			if r.Err != nil || r.Partition != 2 || !r.Record.PartitionSet || r.Record.Partition != 2 {
+				t.Fatalf("output went to partition %d (record says %d, set %v), err %v: want partition 2", r.Partition, r.Record.Partition, r.Record.PartitionSet, r.Err)
+			}
+		}
+		for _, r := range testkit.Consume(t, c.ListenAddrs(), "out", 20, true, 10*time.Second) {
+			if r.Partition != 2 {
+				t.Fatalf("record %q read from partition %d, want 2", r.Value, r.Partition)
+			}
+		}
+	})
+	t.Run("beyond the topic", func(t *testing.T) {
+		c := testkit.Cluster(t, []string{"in", "out"})
+		produceInput(t, c, "in", 1)
+		var sendErr error
+		err := runPipelineUntil(t, pipelineCfg(c, nil, nil), func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
+			_, sendErr = tx.Send(ctx, kafkaproducer.Record{Topic: "out", Value: r.Value, Partition: 7, PartitionSet: true})
+			return nil
+		}, nil, txn.WithMaxAttempts(1))
+		if !errors.Is(sendErr, kafkaproducer.ErrBadPartition) || !errors.Is(err, kafkaproducer.ErrBadPartition) {
+			t.Fatalf("send = %v, Run = %v: want ErrBadPartition", sendErr, err)
+		}
+	})
+}
