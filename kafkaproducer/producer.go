@@ -43,6 +43,7 @@ type Producer struct {
 	undelivered []Result
 
 	watch connWatch
+	acks  ackClock
 }
 
 // New validates cfg and builds a producer. It does not contact the
@@ -66,7 +67,11 @@ func New(cfg Config) (*Producer, error) {
 	}
 	p.promise = p.deliver
 	p.watch.p = p
+	p.acks.epoch = p.epoch
 	opts := append(cfg.kgoOpts(log.Named("kgo")), kgo.WithHooks(&p.watch))
+	if cfg.Acks != AcksNone {
+		opts = append(opts, kgo.WithHooks(&p.acks))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kprod: build client: %w", err)
@@ -391,6 +396,15 @@ func FailedResult(rec Record, err error) Result {
 // (bound once, in New, as p.promise).
 func (p *Producer) deliver(r *kgo.Record, err error) {
 	pd := pendingAt(r)
+	if err == nil && pd.start&startFlags == 0 && len(p.hooks) == 0 {
+		// The common case, kept to what it needs: this runs on
+		// franz-go's one promise goroutine, which serves every record,
+		// and the Result is built straight into the callback's
+		// argument.
+		pd.cb(resultOf(r, p.acks.since(pd.start)))
+		p.done()
+		return
+	}
 	res := p.complete(pd, err)
 	if pd.start&startTyped != 0 {
 		h := (*typedHead)(unsafe.Pointer(pd)) // pending heads typedHead
@@ -407,7 +421,12 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 // caller then calls done, after any callback.
 func (p *Producer) complete(pd *pending, err error) Result {
 	r := &pd.kr
-	latency := time.Since(p.epoch) - time.Duration(pd.start&^startFlags)
+	var latency time.Duration
+	if err == nil {
+		latency = p.acks.since(pd.start &^ startFlags)
+	} else {
+		latency = time.Since(p.epoch) - time.Duration(pd.start&^startFlags)
+	}
 	if err == nil && pd.start&startExt == 0 {
 		// The common case, kept short: for SendAsync it runs on
 		// franz-go's one promise goroutine, which serves every record.

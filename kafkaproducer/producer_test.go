@@ -456,3 +456,48 @@ func TestOutageEndsEveryRecord(t *testing.T) {
 		t.Errorf("%d of %d records failed with ErrDeliveryTimeout", timeouts.Load(), n)
 	}
 }
+
+// TestLatencyCoversTheAcknowledgement: a record's Latency runs from the
+// send call to the broker's acknowledgement. With every produce answered
+// 150ms late it is at least that for Send and SendAsync alike, and never
+// more than the time the caller saw until the outcome.
+func TestLatencyCoversTheAcknowledgement(t *testing.T) {
+	const delay = 150 * time.Millisecond
+	c := testkit.Cluster(t, []string{"slow"})
+	p := testkit.Producer(t, c, presets.LowLatency())
+	ctx := testkit.Ctx(t, 30*time.Second)
+	if _, err := p.Send(ctx, kafkaproducer.Record{Topic: "slow", Value: []byte("warm-up")}); err != nil {
+		t.Fatal(err)
+	}
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { time.Sleep(delay) })
+		return nil, nil, false
+	})
+	check := func(how string, res kafkaproducer.Result, seen time.Duration) {
+		t.Helper()
+		if res.Err != nil {
+			t.Fatalf("%s: %v", how, res.Err)
+		}
+		if res.Latency < delay || res.Latency > seen {
+			t.Errorf("%s: Latency %v, want between the broker's delay %v and the %v the caller waited", how, res.Latency, delay, seen)
+		}
+	}
+	for i := range 3 {
+		start := time.Now()
+		res, _ := p.Send(ctx, kafkaproducer.Record{Topic: "slow", Value: fmt.Appendf(nil, "sync-%d", i)})
+		check("Send", res, time.Since(start))
+
+		done := make(chan time.Duration, 1)
+		var got kafkaproducer.Result
+		start = time.Now()
+		if err := p.SendAsync(ctx, kafkaproducer.Record{Topic: "slow", Value: fmt.Appendf(nil, "async-%d", i)}, func(r kafkaproducer.Result) {
+			got = r
+			done <- time.Since(start)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		seen := <-done
+		check("SendAsync", got, seen)
+	}
+}

@@ -44,11 +44,14 @@ type Result struct {
 	// was not.
 	Partition int32
 	Offset    int64
-	// Timestamp is the record's timestamp as stored by Kafka (the
-	// broker's time for topics with LogAppendTime).
+	// Timestamp is the timestamp the record was written with (as
+	// Record.Timestamp). For a topic with LogAppendTime the broker
+	// stores its own time instead, which franz-go does not report.
 	Timestamp time.Time
-	// Latency is the time from the send call to the acknowledgement or
-	// failure.
+	// Latency is the time from the send call to the acknowledgement
+	// (when kprod read the broker's produce response; for SendAsync the
+	// latest one read before the callback ran, so it never exceeds the
+	// time to the callback) or to the failure.
 	Latency time.Duration
 	// Err is nil on success, otherwise a *SendError naming the record
 	// and the cause.
