@@ -526,7 +526,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 // has not been written yet. Do not pass a request context that ends when
 // your handler returns unless that is what you want.
 func (p *Producer) SendAsync(ctx context.Context, rec Record, cb func(Result)) error {
-	return p.sendAsync(ctx, rec, cb, true)
+	return p.sendAsync(ctx, &rec, cb, true)
 }
 
 // TrySend is SendAsync without blocking: when the buffer is full it fails
@@ -538,7 +538,7 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 		res := p.refuse(rec, ErrBufferFull)
 		return res.Err
 	}
-	return p.sendAsync(ctx, rec, cb, false)
+	return p.sendAsync(ctx, &rec, cb, false)
 }
 
 func (p *Producer) bufferFull(rec *Record) bool {
@@ -559,14 +559,43 @@ func (p *Producer) bufferFull(rec *Record) bool {
 	return false
 }
 
-func (p *Producer) sendAsync(ctx context.Context, rec Record, cb func(Result), block bool) error {
-	if err := p.check(&rec); err != nil {
-		return p.refuse(rec, err).Err
+// sendAsync is SendAsync and TrySend. The common record (a topic, no
+// partition, no timestamp) takes a path written out in this one function:
+// it runs for every record, and the calls of the general path cost more
+// than what they do here.
+func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), block bool) error {
+	if rec.Topic == "" || rec.PartitionSet || !rec.Timestamp.IsZero() || p.manual {
+		return p.sendAsyncChecked(ctx, rec, cb, block)
+	}
+	p.sent.Add(1) // begin, written out
+	if p.closing.Load() {
+		p.done()
+		return p.refuse(*rec, ErrClosed).Err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if cb == nil {
+		cb = func(Result) {}
+	}
+	now := time.Now() // the send time, and the record's timestamp (see fill)
+	pd := &pending{
+		kr: kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: now, Partition: -1, Context: ctx},
+		cb: cb, start: int64(now.Sub(p.epoch)),
+	}
+	p.produce(ctx, pd, block)
+	return nil
+}
+
+// sendAsyncChecked is sendAsync for any record.
+func (p *Producer) sendAsyncChecked(ctx context.Context, rec *Record, cb func(Result), block bool) error {
+	if err := p.check(rec); err != nil {
+		return p.refuse(*rec, err).Err
 	}
 	if err := p.begin(); err != nil {
-		return p.refuse(rec, err).Err
+		return p.refuse(*rec, err).Err
 	}
-	pd := p.newPending(ctx, &rec)
+	pd := p.newPending(ctx, rec)
 	if cb == nil {
 		cb = func(Result) {}
 	}
