@@ -12,7 +12,7 @@ import (
 
 // configDoc says how each case is configured, for the report.
 var configDoc = map[string]string{
-	"kprod-bytes/high-throughput": "`presets.HighThroughput()`: lz4, linger 5ms, 1 MB batches, 1M records / 256 MiB buffer, idempotent, acks=all; `SendAsync` of `Record{Topic, Key, Value}` with one shared callback",
+	"kprod-bytes/high-throughput": "`presets.HighThroughput()`: lz4, linger 5ms, 1 MB batches, 100k records / 256 MiB buffer, idempotent, acks=all; `SendAsync` of `Record{Topic, Key, Value}` with one shared callback",
 	"kprod-bytes/reliable":        "`presets.Reliable()`: snappy, linger 5ms, 1 MB batches, 100k records / 64 MiB buffer, idempotent, acks=all; `SendAsync`",
 	"kprod-bytes/low-latency":     "`presets.LowLatency()`: no compression, no linger, 64 KiB batches, 10k records / 16 MiB buffer, idempotent, acks=all; `SendAsync` (latency mode: `Send`)",
 	"kprod-json/high-throughput":  "as kprod-bytes/high-throughput, through `kafkaproducer.NewTyped(p, BytesSerializer{}, JSON[Event]())` `SendAsync` of a struct encoding to ~100 bytes of JSON",
