@@ -115,12 +115,27 @@ func (d *Producer) withID(rec kafkaproducer.Record, id [16]byte) (kafkaproducer.
 	if id == ([16]byte{}) {
 		id = d.ids.next()
 	}
+	ih := new(idHeader)
+	hex.Encode(ih.hex[:], id[:])
+	h := kafkaproducer.Header{Key: d.cfg.RecordIDHeader, Value: ih.hex[:]}
+	if len(rec.Headers) == 0 {
+		// The common record: the header and its value in one
+		// allocation.
+		ih.one[0] = h
+		rec.Headers = ih.one[:]
+		return rec, id
+	}
 	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+1)
 	copy(hs, rec.Headers)
-	val := make([]byte, 32)
-	hex.Encode(val, id[:])
-	rec.Headers = append(hs, kafkaproducer.Header{Key: d.cfg.RecordIDHeader, Value: val})
+	rec.Headers = append(hs, h)
 	return rec, id
+}
+
+// idHeader holds a record-ID header's value and, for a record with no
+// other headers, the header slice itself.
+type idHeader struct {
+	one [1]kafkaproducer.Header
+	hex [32]byte
 }
 
 // failure is what a dead letter's headers say about why the record left
