@@ -115,19 +115,20 @@ func (d *Producer) withID(rec kafkaproducer.Record, id [16]byte) (kafkaproducer.
 	if id == ([16]byte{}) {
 		id = d.ids.next()
 	}
-	ih := new(idHeader)
-	hex.Encode(ih.hex[:], id[:])
-	h := kafkaproducer.Header{Key: d.cfg.RecordIDHeader, Value: ih.hex[:]}
 	if len(rec.Headers) == 0 {
 		// The common record: the header and its value in one
 		// allocation.
-		ih.one[0] = h
+		ih := new(idHeader)
+		hex.Encode(ih.hex[:], id[:])
+		ih.one[0] = kafkaproducer.Header{Key: d.cfg.RecordIDHeader, Value: ih.hex[:]}
 		rec.Headers = ih.one[:]
 		return rec, id
 	}
+	val := make([]byte, 32)
+	hex.Encode(val, id[:])
 	hs := make([]kafkaproducer.Header, len(rec.Headers), len(rec.Headers)+1)
 	copy(hs, rec.Headers)
-	rec.Headers = append(hs, h)
+	rec.Headers = append(hs, kafkaproducer.Header{Key: d.cfg.RecordIDHeader, Value: val})
 	return rec, id
 }
 

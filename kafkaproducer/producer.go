@@ -188,7 +188,7 @@ func (p *Producer) check(rec *Record) error {
 // (ErrPartitionRequired), a timestamp older than DeliveryTimeout
 // (ErrStaleTimestamp, measured from now). For code that sends through a
 // client of its own and refuses as a Producer does.
-func (c Config) CheckRecord(rec *Record, now time.Time) error {
+func (c *Config) CheckRecord(rec *Record, now time.Time) error {
 	return c.checkAt(rec, func() time.Time { return now })
 }
 
@@ -299,6 +299,11 @@ func (p *Producer) newPending(ctx context.Context, rec *Record) *pending {
 }
 
 func (p *Producer) fillExt(px *pendingExt, ctx context.Context, rec *Record) {
+	if ctx == nil {
+		// franz-go fills in only a nil record context, and this one
+		// is px: its Done must not reach a nil ctx.
+		ctx = context.Background()
+	}
 	p.fill(&px.pending, rec)
 	px.start |= startExt
 	px.Context = ctx
@@ -331,7 +336,7 @@ func pendingOf(r *kgo.Record) *pendingExt {
 // wraps ErrDeliveryTimeout; an explicit partition (a record from
 // NewKgoRecord) the topic does not have wraps ErrBadPartition. Hooks are
 // not run.
-func (c Config) ResultFor(r *kgo.Record, err error, latency time.Duration) Result {
+func (c *Config) ResultFor(r *kgo.Record, err error, latency time.Duration) Result {
 	return c.result(pendingOf(r), r, err, latency)
 }
 
@@ -375,11 +380,11 @@ func NewKgoRecord(ctx context.Context, rec Record) *kgo.Record {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp, Partition: -1, Context: ctx}
+	kr := kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp, Partition: -1, Context: ctx}
 	if !rec.PartitionSet {
-		return kr
+		return &kr
 	}
-	px := &pendingExt{pending: pending{kr: *kr}, Context: ctx, explicit: true}
+	px := &pendingExt{pending: pending{kr: kr}, Context: ctx, explicit: true}
 	px.kr.Partition = rec.Partition
 	px.kr.Context = px
 	return &px.kr

@@ -501,3 +501,51 @@ func TestLatencyCoversTheAcknowledgement(t *testing.T) {
 		check("SendAsync", got, seen)
 	}
 }
+
+// TestNilContext: a nil ctx means context.Background() in every send
+// style, for plain records and records with an explicit partition alike
+// (franz-go reads the record's context on its own goroutines, where a nil
+// one would take the process down).
+func TestNilContext(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	p := testkit.Producer(t, c, presets.LowLatency())
+	plain := kafkaproducer.Record{Topic: "orders", Value: []byte("plain")}
+	pinned := kafkaproducer.Record{Topic: "orders", Value: []byte("pinned"), Partition: 1, PartitionSet: true}
+	for _, rec := range []kafkaproducer.Record{plain, pinned} {
+		//lint:ignore SA1012 a nil ctx is what is tested
+		if _, err := p.Send(nil, rec); err != nil {
+			t.Fatalf("Send %s: %v", rec.Value, err)
+		}
+		//lint:ignore SA1012 a nil ctx is what is tested
+		if err := p.SendBatch(nil, []kafkaproducer.Record{rec, rec}).FirstErr(); err != nil {
+			t.Fatalf("SendBatch %s: %v", rec.Value, err)
+		}
+		done := make(chan error, 2)
+		//lint:ignore SA1012 a nil ctx is what is tested
+		if err := p.SendAsync(nil, rec, func(r kafkaproducer.Result) { done <- r.Err }); err != nil {
+			t.Fatal(err)
+		}
+		//lint:ignore SA1012 a nil ctx is what is tested
+		if err := p.TrySend(nil, rec, func(r kafkaproducer.Result) { done <- r.Err }); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatalf("SendAsync/TrySend %s: %v", rec.Value, err)
+			}
+		}
+	}
+	typed, err := kafkaproducer.NewTyped(p, kafkaproducer.StringSerializer{}, kafkaproducer.StringSerializer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	//lint:ignore SA1012 a nil ctx is what is tested
+	if err := typed.SendAsync(nil, kafkaproducer.TypedRecord[string, string]{Topic: "orders", Value: "typed", Partition: 2, PartitionSet: true},
+		func(r kafkaproducer.TypedResult[string, string]) { done <- r.Err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("typed SendAsync: %v", err)
+	}
+}
