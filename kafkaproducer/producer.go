@@ -418,12 +418,18 @@ func FailedResult(rec Record, err error) Result {
 // (bound once, in New, as p.promise).
 func (p *Producer) deliver(r *kgo.Record, err error) {
 	pd := pendingAt(r)
-	if err == nil && pd.start&startFlags == 0 && len(p.hooks) == 0 {
+	if err == nil && pd.start&startFlags == 0 {
 		// The common case, kept to what it needs: this runs on
-		// franz-go's one promise goroutine, which serves every record,
-		// and the Result is built straight into the callback's
-		// argument.
-		pd.cb(resultOf(r, p.acks.since(pd.start)))
+		// franz-go's one promise goroutine, which serves every record.
+		// Without hooks the Result is built straight into the
+		// callback's argument.
+		if len(p.hooks) == 0 {
+			pd.cb(resultOf(r, p.acks.since(pd.start)))
+		} else {
+			res := resultOf(r, p.acks.since(pd.start))
+			p.runHooks(res)
+			pd.cb(res)
+		}
 		p.done()
 		return
 	}
