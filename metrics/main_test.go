@@ -3,11 +3,13 @@ package metrics_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 )
 
@@ -28,6 +30,16 @@ type sample struct {
 	count uint64
 	sum   float64
 	found bool
+}
+
+// waitBatchRecords waits for kprod_batch_records (of the series matching
+// want) to sum to n: franz-go runs its batch hooks on a goroutine of their
+// own after the produce response, so they can trail the records' results.
+func waitBatchRecords(t testing.TB, g prometheus.Gatherer, n float64, want ...string) {
+	t.Helper()
+	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("kprod_batch_records%v to sum to %v", want, n), func() bool {
+		return scrape(t, g, "kprod_batch_records", want...).sum == n
+	})
 }
 
 // scrape gathers g and returns the series of family name whose labels
