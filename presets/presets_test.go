@@ -76,7 +76,7 @@ func TestReliableUnderFaults(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d records failed, first: %v", len(failed), failed[0])
 	}
-	got := testkit.ConsumeUpTo(t, c.ListenAddrs(), "ledger", n+1, false, 3*time.Second)
+	got := testkit.ConsumeAll(t, c.ListenAddrs(), "ledger", 30*time.Second)
 	vals := make([]string, 0, len(got))
 	perKey := map[string][]string{}
 	for _, r := range got {

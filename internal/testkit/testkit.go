@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -65,6 +66,36 @@ func ConsumeUpTo(t testing.TB, addrs []string, topic string, n int, committed bo
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
 	return out
+}
+
+// ConsumeAll reads every record a topic without transactions holds now:
+// it asks the cluster for the topic's end offsets, then reads until it
+// has that many records, failing the test after timeout. It proves how
+// many records were written without waiting out a timeout, and a consumer
+// slow to connect cannot read short. (A transactional topic's markers
+// take offsets too: use Consume or ConsumeUpTo there.)
+func ConsumeAll(t testing.TB, addrs []string, topic string, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	if n == 0 {
+		return nil
+	}
+	return Consume(t, addrs, topic, int(n), false, timeout)
 }
 
 // Producer builds a kprod producer from cfg for cluster c (Brokers filled
