@@ -40,7 +40,7 @@ func TestHealthySends(t *testing.T) {
 	cfg := presets.Reliable()
 	cfg.Brokers = c.ListenAddrs()
 	d := newDLQ(t, cfg, dlq.Config{SpoolDir: t.TempDir() + "/spool"})
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 
 	res, err := d.Send(ctx, rec("orders", 0))
 	if err != nil || res.Disposition != dlq.Delivered || len(res.RecordID) != 32 || res.Attempt.Offset < 0 {
@@ -120,7 +120,7 @@ func TestNonRetriableToDeadLetter(t *testing.T) {
 				Observer:      obs,
 				OnRecord:      func(e dlq.Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
 			})
-			ctx := ctxT(t, 30*time.Second)
+			ctx := testkit.Ctx(t, 30*time.Second)
 			if _, err := d.Send(ctx, rec("orders", 0)); err != nil { // metadata warm
 				t.Fatal(err)
 			}
@@ -238,7 +238,7 @@ func TestCloseSpoolsUndelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Send(ctxT(t, 10*time.Second), rec("orders", 0)); err != nil {
+	if _, err := d.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 0)); err != nil {
 		t.Fatal(err)
 	}
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
@@ -308,7 +308,7 @@ func TestOpenPolicies(t *testing.T) {
 			}
 			obs := cfg.Observer.(*recorder)
 			d := newDLQ(t, outageConfig(b.addrs()), cfg)
-			if _, err := d.Send(ctxT(t, 10*time.Second), rec("orders", 0)); err != nil {
+			if _, err := d.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 0)); err != nil {
 				t.Fatal(err)
 			}
 			b.stop()
@@ -317,7 +317,7 @@ func TestOpenPolicies(t *testing.T) {
 				t.Fatal("Healthy with the breaker open")
 			}
 			start := time.Now()
-			res, err := d.Send(ctxT(t, 10*time.Second), rec("orders", 1))
+			res, err := d.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 1))
 			if el := time.Since(start); el > time.Second {
 				t.Errorf("send with open breaker took %v", el)
 			}
@@ -345,7 +345,7 @@ func TestSpoolFull(t *testing.T) {
 	})
 	b.stop()
 	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
-	ctx := ctxT(t, 10*time.Second)
+	ctx := testkit.Ctx(t, 10*time.Second)
 	var spooled, full int
 	for i := range 100 {
 		res, err := d.Send(ctx, rec("orders", i))
@@ -380,7 +380,7 @@ func TestOutageAndReplay(t *testing.T) {
 		Observer: obs,
 		Replay:   dlq.ReplayConfig{Interval: 100 * time.Millisecond, Chunk: 5000},
 	})
-	ctx := ctxT(t, 80*time.Second)
+	ctx := testkit.Ctx(t, 80*time.Second)
 	const warm = 100
 	for i := range warm {
 		if _, err := d.Send(ctx, rec("orders", i)); err != nil {
@@ -503,7 +503,7 @@ func TestReplayKeepsOrderPerKey(t *testing.T) {
 	for i := range recs {
 		recs[i] = rec("orders", i)
 	}
-	for i, r := range d.SendBatch(ctxT(t, 20*time.Second), recs) {
+	for i, r := range d.SendBatch(testkit.Ctx(t, 20*time.Second), recs) {
 		if r.Disposition != dlq.Spooled {
 			t.Fatalf("record %d: %v %v", i, r.Disposition, r.Err)
 		}
@@ -532,7 +532,7 @@ func TestAmbiguousTimeoutCounted(t *testing.T) {
 		SpoolDir: t.TempDir() + "/spool",
 		Replay:   dlq.ReplayConfig{Disable: true},
 	})
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	if _, err := d.Send(ctx, rec("orders", 0)); err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestCallRefusalsNotRouted(t *testing.T) {
 				held = 1
 			}
 			d := newDLQ(t, quickConfig(c), dlq.Config{SpoolDir: dir, StrictOrder: tt.bypass, Replay: dlq.ReplayConfig{Disable: true}})
-			ctx := ctxT(t, 20*time.Second)
+			ctx := testkit.Ctx(t, 20*time.Second)
 			check := func(how string, res dlq.Result) {
 				t.Helper()
 				if res.Disposition != dlq.Failed || !errors.Is(res.Err, tt.want) || res.Err != res.Attempt.Err || res.DeadLetter != nil {
@@ -96,7 +96,7 @@ func TestCallRefusalsNotRouted(t *testing.T) {
 func TestDeadLetterWithoutTopicRefused(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	d := newDLQ(t, quickConfig(c), dlq.Config{Replay: dlq.ReplayConfig{Disable: true}})
-	res, err := d.DeadLetter(ctxT(t, 10*time.Second), kafkaproducer.Record{Value: []byte("v")}, errors.New("bad"))
+	res, err := d.DeadLetter(testkit.Ctx(t, 10*time.Second), kafkaproducer.Record{Value: []byte("v")}, errors.New("bad"))
 	if !errors.Is(err, kafkaproducer.ErrNoTopic) || res.Disposition != dlq.Failed || d.Stats().DeadLettered != 0 {
 		t.Fatalf("DeadLetter without topic: %+v %v", res, err)
 	}
@@ -113,7 +113,7 @@ func TestMissingDeadLetterTopicSpooled(t *testing.T) {
 		DeadLetterTimeout: 5 * time.Second,
 		Replay:            dlq.ReplayConfig{Disable: true},
 	})
-	ctx := ctxT(t, 40*time.Second)
+	ctx := testkit.Ctx(t, 40*time.Second)
 	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.MessageTooLarge, Count: 1})
 	res, err := d.Send(ctx, rec("orders", 1))
 	if err != nil || res.Disposition != dlq.Spooled {
@@ -173,7 +173,7 @@ func TestCloseRoutesInFlightFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx := ctxT(t, 20*time.Second)
+	ctx := testkit.Ctx(t, 20*time.Second)
 	if err := d.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -229,7 +229,7 @@ func TestNilContext(t *testing.T) {
 func TestRefusedAtCallNotAmbiguous(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	d := newDLQ(t, quickConfig(c), dlq.Config{SpoolDir: t.TempDir() + "/spool", Replay: dlq.ReplayConfig{Disable: true}})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := testkit.Ctx(t, 10*time.Second)
 	if err := d.Producer().Close(ctx); err != nil {
 		t.Fatal(err)
 	}

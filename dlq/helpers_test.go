@@ -102,12 +102,6 @@ func newDLQ(t testing.TB, pcfg kafkaproducer.Config, cfg dlq.Config) *dlq.Produc
 	return d
 }
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func header(r *kgo.Record, key string) []byte {
 	for _, h := range r.Headers {
 		if h.Key == key {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kprod/kprod/dlq"
 	"github.com/kprod/kprod/dlq/spool"
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 )
 
@@ -133,7 +134,7 @@ func TestSIGKILLMidOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testkit.Ctx(t, 60*time.Second)
 	total := s.Len()
 	var st spool.DrainStats
 	for { // the restarted broker may need a moment before it takes writes

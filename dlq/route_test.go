@@ -43,7 +43,7 @@ func TestDeadLetterTopicFailures(t *testing.T) {
 				DeadLetterTimeout: 2 * time.Second,
 				Replay:            dlq.ReplayConfig{Disable: true},
 			})
-			ctx := ctxT(t, 30*time.Second)
+			ctx := testkit.Ctx(t, 30*time.Second)
 			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.MessageTooLarge, Count: -1})
 			h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders.DLT", Err: tt.dltFault, Count: -1})
 			res, err := d.Send(ctx, rec("orders", 1))
@@ -93,7 +93,7 @@ func TestReplayDoesNotBlockOnPoison(t *testing.T) {
 	})
 	b.stop()
 	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	// The poison record goes first, to partition 0, which will refuse it.
 	recs := []kafkaproducer.Record{rec("orders", 0).AtPartition(0), rec("orders", 1).AtPartition(1), rec("orders", 2).AtPartition(2)}
 	for _, r := range d.SendBatch(ctx, recs) {
@@ -154,7 +154,7 @@ func TestStrictOrder(t *testing.T) {
 	})
 	b.stop()
 	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	if r, _ := d.Send(ctx, rec("orders", 0)); r.Disposition != dlq.Spooled {
 		t.Fatalf("%+v", r)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/txn"
 )
 
@@ -22,7 +23,7 @@ func TestKcatReadCommitted(t *testing.T) {
 	}
 	c := cluster(t)
 	p := newTxnProducer(t, c, "interop")
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testkit.Ctx(t, 60*time.Second)
 	errAbort := errors.New("abort")
 	for _, step := range []struct {
 		tag    string

@@ -29,7 +29,7 @@ func produceInput(t *testing.T, c *kfake.Cluster, topic string, n int) {
 		t.Fatal(err)
 	}
 	var failed atomic.Int64
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testkit.Ctx(t, 60*time.Second)
 	for i := range n {
 		r := kafkaproducer.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i%1000), Value: fmt.Appendf(nil, "v-%d", i)}
 		if err := p.SendAsync(ctx, r, func(r kafkaproducer.Result) {
@@ -175,7 +175,7 @@ func TestPipelineFatalTransformStops(t *testing.T) {
 		return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Value: r.Value}, nil)
 	})
 	defer pl.Close()
-	err := pl.Run(ctxT(t, 30*time.Second))
+	err := pl.Run(testkit.Ctx(t, 30*time.Second))
 	if !errors.Is(err, errPoison) {
 		t.Fatalf("Run = %v, want the poison error", err)
 	}

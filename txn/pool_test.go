@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/txn"
 )
@@ -38,7 +39,7 @@ func TestPoolConcurrent(t *testing.T) {
 	var perID sync.Map // id -> *atomic.Int32 of transactions open on it
 	obs := txn.ObserverFunc(func(a txn.Attempt) { ids.Store(a.TransactionalID, true) })
 	pool := newPool(t, func() kafkaproducer.Config { return baseCfg(c) }, "checkout", size, txn.WithObserver(obs))
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testkit.Ctx(t, 60*time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*perWorker)
 	for w := range workers {
@@ -98,10 +99,10 @@ func TestPoolConcurrent(t *testing.T) {
 func TestPoolReplacesFenced(t *testing.T) {
 	c := cluster(t)
 	pool := newPool(t, func() kafkaproducer.Config { return baseCfg(c) }, "refund", 1)
-	if err := pool.Warm(ctxT(t, 10*time.Second)); err != nil {
+	if err := pool.Warm(testkit.Ctx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	err := pool.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
 		if _, err := tx.Send(ctx, rec("orders", "fenced", 0)); err != nil {
 			return err

@@ -64,12 +64,6 @@ func closeP(p *txn.Producer) {
 	_ = p.Close(ctx)
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func rec(topic, tag string, i int) kafkaproducer.Record {
 	return kafkaproducer.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%s-%d", tag, i)}
 }
@@ -121,7 +115,7 @@ var markerSeq atomic.Int64
 func committedValues(t *testing.T, c *kfake.Cluster, topic string) []string {
 	t.Helper()
 	marker := fmt.Sprintf("marker-%d", markerSeq.Add(1))
-	ctx := ctxT(t, 20*time.Second)
+	ctx := testkit.Ctx(t, 20*time.Second)
 	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +215,7 @@ func TestCommitAtomicAcrossTopics(t *testing.T) {
 			c := cluster(t, v.opts...)
 			obs := &attempts{}
 			p := newTxnProducer(t, c, "orders-svc", txn.WithObserver(obs))
-			ctx := ctxT(t, 30*time.Second)
+			ctx := testkit.Ctx(t, 30*time.Second)
 			err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
 				for i := range 10 {
 					if _, err := tx.Send(ctx, rec("orders", "o", i)); err != nil {
@@ -347,7 +341,7 @@ func TestAbortIsInvisible(t *testing.T) {
 			// The producer is still usable, and the next commit is
 			// visible (the aborted transaction does not hold back the
 			// last stable offset).
-			if err := p.Run(ctxT(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
+			if err := p.Run(testkit.Ctx(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
 				_, err := tx.Send(ctx, rec("orders", "after", 0))
 				return err
 			}); err != nil {
@@ -363,7 +357,7 @@ func TestTxDoneAfterReturn(t *testing.T) {
 	c := cluster(t)
 	p := newTxnProducer(t, c, "leak")
 	var leaked *txn.Tx
-	if err := p.Run(ctxT(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
+	if err := p.Run(testkit.Ctx(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
 		leaked = tx
 		return nil
 	}); err != nil {
@@ -387,7 +381,7 @@ func TestFencing(t *testing.T) {
 				c := cluster(t, v.opts...)
 				obs := &attempts{}
 				first := newTxnProducer(t, c, "payments-0", txn.WithObserver(obs))
-				ctx := ctxT(t, 30*time.Second)
+				ctx := testkit.Ctx(t, 30*time.Second)
 				var second *txn.Producer
 				err := first.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
 					for _, topic := range articleTopics {
@@ -458,7 +452,7 @@ func TestCloseMidTransaction(t *testing.T) {
 		})
 	}()
 	<-sent
-	if err := p.Close(ctxT(t, 10*time.Second)); err != nil {
+	if err := p.Close(testkit.Ctx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-runErr; !errors.Is(err, context.Canceled) {
@@ -468,7 +462,7 @@ func TestCloseMidTransaction(t *testing.T) {
 		t.Fatalf("Run after Close = %v, want ErrClosed", err)
 	}
 	next := newTxnProducer(t, c, "closer")
-	if err := next.Run(ctxT(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
+	if err := next.Run(testkit.Ctx(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
 		_, err := tx.Send(ctx, rec("orders", "next", 0))
 		return err
 	}); err != nil {
@@ -493,7 +487,7 @@ func TestKilledMidTransaction(t *testing.T) {
 	if err := cl.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	for _, topic := range articleTopics {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("killed-0")}).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -566,7 +560,7 @@ func TestCoordinatorFaultsRetried(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer closeP(p)
-			ctx := ctxT(t, 30*time.Second)
+			ctx := testkit.Ctx(t, 30*time.Second)
 			h := c.Fault(kfake.Fault{Keys: []kmsg.Key{tt.key}, Err: tt.err, Count: 3})
 			var runs atomic.Int32
 			if err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
@@ -623,7 +617,7 @@ func TestAbortableErrorRetriesWholeTransaction(t *testing.T) {
 			c := cluster(t)
 			obs := &attempts{}
 			p := newTxnProducer(t, c, "abortable", txn.WithObserver(obs), txn.WithMaxAttempts(tt.maxAttempts))
-			ctx := ctxT(t, 30*time.Second)
+			ctx := testkit.Ctx(t, 30*time.Second)
 			h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "payments", Err: kerr.TransactionAbortable, Count: tt.faults})
 			err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
 				for _, topic := range articleTopics {
@@ -716,7 +710,7 @@ func TestNewFailsFast(t *testing.T) {
 func TestSendBatchInTransaction(t *testing.T) {
 	c := cluster(t)
 	p := newTxnProducer(t, c, "batcher", txn.WithMaxAttempts(1))
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testkit.Ctx(t, 30*time.Second)
 	batch := func(tag string) []kafkaproducer.Record {
 		recs := make([]kafkaproducer.Record, 6)
 		for i := range recs {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/txn"
 )
@@ -22,7 +23,7 @@ type payment struct {
 func TestTypedInsideTransaction(t *testing.T) {
 	c := cluster(t)
 	p := newTxnProducer(t, c, "typed")
-	ctx := ctxT(t, 20*time.Second)
+	ctx := testkit.Ctx(t, 20*time.Second)
 	send := func(order string, abort bool) error {
 		return p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
 			payments, err := kafkaproducer.NewTyped(tx, kafkaproducer.JSON[string](), kafkaproducer.JSON[payment]())
