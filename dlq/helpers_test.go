@@ -1,7 +1,6 @@
 package dlq_test
 
 import (
-	"context"
 	"net"
 	"strconv"
 	"sync"
@@ -94,11 +93,7 @@ func newDLQ(t testing.TB, pcfg kafkaproducer.Config, cfg dlq.Config) *dlq.Produc
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = d.Close(ctx)
-	})
+	testkit.CloseAtEnd(t, d.Close)
 	return d
 }
 

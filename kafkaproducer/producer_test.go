@@ -195,21 +195,6 @@ func TestExplicitPartition(t *testing.T) {
 	}
 }
 
-// hangProduce makes the broker read produce requests and never answer,
-// until the returned release function is called.
-func hangProduce(c *kfake.Cluster) (release func()) {
-	var released atomic.Bool
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if released.Load() {
-			c.DropControl()
-			return nil, nil, false
-		}
-		c.KeepControl()
-		return nil, nil, true
-	})
-	return func() { released.Store(true) }
-}
-
 func TestTrySendBufferFull(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	cfg := presets.LowLatency()
@@ -219,7 +204,7 @@ func TestTrySendBufferFull(t *testing.T) {
 	if _, err := p.Send(ctx, rec("orders", 0)); err != nil { // warm metadata
 		t.Fatal(err)
 	}
-	release := hangProduce(c)
+	release := testkit.HangProduce(c)
 	defer release()
 	var accepted, full int
 	var cbs sync.WaitGroup
@@ -290,7 +275,7 @@ func TestCloseHandsBackUndelivered(t *testing.T) {
 	if _, err := p.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 0)); err != nil {
 		t.Fatal(err)
 	}
-	release := hangProduce(c)
+	release := testkit.HangProduce(c)
 	defer release()
 	var closedCbs atomic.Int32
 	for i := range 20 {
@@ -422,7 +407,7 @@ func TestOutageEndsEveryRecord(t *testing.T) {
 	if _, err := p.Send(testkit.Ctx(t, 10*time.Second), rec("orders", 0)); err != nil {
 		t.Fatal(err)
 	}
-	release := hangProduce(c) // the first requests go in flight and hang
+	release := testkit.HangProduce(c) // the first requests go in flight and hang
 	defer release()
 	const n = 500
 	var done sync.WaitGroup

@@ -51,11 +51,7 @@ func TestTxnObserver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
+	testkit.CloseAtEnd(t, p.Close)
 	ctx := testkit.Ctx(t, 30*time.Second)
 	send := func(n int) txn.Func {
 		return func(ctx context.Context, tx *txn.Tx) error {
@@ -187,11 +183,7 @@ func TestDLQObserver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = d.Close(ctx)
-	})
+	testkit.CloseAtEnd(t, d.Close)
 	ctx := testkit.Ctx(t, 60*time.Second)
 	eq := func(what string, got, want float64) {
 		t.Helper()

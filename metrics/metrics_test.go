@@ -161,16 +161,7 @@ func TestBufferedAndInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var released atomic.Bool
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if released.Load() {
-			c.DropControl()
-			return nil, nil, false
-		}
-		c.KeepControl()
-		return nil, nil, true // read, never answered
-	})
-	defer released.Store(true)
+	defer testkit.HangProduce(c)()
 
 	const n = 30
 	var wg sync.WaitGroup
@@ -186,10 +177,9 @@ func TestBufferedAndInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, reg, "kprod_produce_requests_in_flight").value < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, "a produce request in flight", func() bool {
+		return scrape(t, reg, "kprod_produce_requests_in_flight").value >= 1
+	})
 	if v := scrape(t, reg, "kprod_produce_requests_in_flight").value; v < 1 || v > 5 {
 		t.Fatalf("in flight while held = %v, want 1..5 (MaxInFlight)", v)
 	}

@@ -20,11 +20,7 @@ func newPool(t *testing.T, cfgC func() kafkaproducer.Config, prefix string, size
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = pool.Close(ctx)
-	})
+	testkit.CloseAtEnd(t, pool.Close)
 	return pool
 }
 

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Cluster starts a one-broker kfake cluster with the given topics (3
@@ -107,12 +109,33 @@ func Producer(t testing.TB, c *kfake.Cluster, cfg kafkaproducer.Config) *kafkapr
 	if err != nil {
 		t.Fatalf("kafkaproducer.New: %v", err)
 	}
+	CloseAtEnd(t, p.Close)
+	return p
+}
+
+// CloseAtEnd calls close, with a 10s deadline, when the test ends: for
+// producers, pools and wrappers whose Close takes a context.
+func CloseAtEnd(t testing.TB, close func(context.Context) error) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = p.Close(ctx)
+		_ = close(ctx)
 	})
-	return p
+}
+
+// HangProduce makes the broker read produce requests and never answer,
+// until the returned release function is called.
+func HangProduce(c *kfake.Cluster) (release func()) {
+	var released atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if released.Load() {
+			c.DropControl()
+			return nil, nil, false
+		}
+		c.KeepControl()
+		return nil, nil, true
+	})
+	return func() { released.Store(true) }
 }
 
 // Ctx returns a context that ends after d, or when the test ends.
