@@ -70,31 +70,18 @@ func BenchmarkSerializers(b *testing.B) {
 	order := typedOrder{ID: "order-000123", Amount: 129900, Items: []string{"sku-1", "sku-2", "sku-3"}}
 	payload, _ := json.Marshal(order)
 	s := string(payload)
-	benches := []struct {
-		name string
-		fn   func() ([]byte, error)
-	}{
-		{"bytes", func() ([]byte, error) { return kafkaproducer.BytesSerializer{}.Serialize("t", payload, nil) }},
-		{"string", func() ([]byte, error) { return kafkaproducer.StringSerializer{}.Serialize("t", s, nil) }},
-		{"json", func() ([]byte, error) { return kafkaproducer.JSON[typedOrder]().Serialize("t", order, nil) }},
-		{"json-ptr", func() ([]byte, error) { return kafkaproducer.JSON[*typedOrder]().Serialize("t", &order, nil) }},
-	}
-	for _, bb := range benches {
-		b.Run(bb.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bb.fn(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	testkit.BenchEncodings(b, []testkit.Encoding{
+		{Name: "bytes", Fn: func() ([]byte, error) { return kafkaproducer.BytesSerializer{}.Serialize("t", payload, nil) }},
+		{Name: "string", Fn: func() ([]byte, error) { return kafkaproducer.StringSerializer{}.Serialize("t", s, nil) }},
+		{Name: "json", Fn: func() ([]byte, error) { return kafkaproducer.JSON[typedOrder]().Serialize("t", order, nil) }},
+		{Name: "json-ptr", Fn: func() ([]byte, error) { return kafkaproducer.JSON[*typedOrder]().Serialize("t", &order, nil) }},
+	}...)
 }
 
 // BenchmarkSendBytesVsTyped compares a bytes SendAsync with typed
 // SendAsyncs of the same record (string key, JSON value) through one
 // producer to an in-process kfake broker. The difference per op is what
-// typing costs: the encoding and the callback adapter.
+// typing costs: the encoding and handing the typed record to the callback.
 func BenchmarkSendBytesVsTyped(b *testing.B) {
 	p := testkit.Producer(b, testkit.Cluster(b, []string{"bench"}), presets.HighThroughput())
 	order := typedOrder{ID: "order-000123", Amount: 129900, Items: []string{"sku-1", "sku-2", "sku-3"}}

@@ -123,6 +123,28 @@ func CloseAtEnd(t testing.TB, close func(context.Context) error) {
 	})
 }
 
+// Encoding is one sub-benchmark of BenchEncodings: a name and a call that
+// encodes one value.
+type Encoding struct {
+	Name string
+	Fn   func() ([]byte, error)
+}
+
+// BenchEncodings runs each encoding as a sub-benchmark of b, reporting
+// allocations.
+func BenchEncodings(b *testing.B, encs ...Encoding) {
+	for _, e := range encs {
+		b.Run(e.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.Fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // HangProduce makes the broker read produce requests and never answer,
 // until the returned release function is called.
 func HangProduce(c *kfake.Cluster) (release func()) {

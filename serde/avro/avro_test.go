@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	hamba "github.com/hamba/avro/v2"
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/serde/avro"
 	franzsr "github.com/twmb/franz-go/pkg/sr"
@@ -127,22 +128,9 @@ func BenchmarkSerialize(b *testing.B) {
 	o := order{ID: "order-000123", Amount: 129900, Items: []string{"sku-1", "sku-2", "sku-3"}}
 	s, _ := avro.NewSerializer[order](orderSchema, nil)
 	ptr, _ := avro.NewSerializer[*order](orderSchema, nil)
-	benches := []struct {
-		name string
-		fn   func() ([]byte, error)
-	}{
-		{"kprod", func() ([]byte, error) { return s.Serialize("t", o, nil) }},
-		{"kprod-ptr", func() ([]byte, error) { return ptr.Serialize("t", &o, nil) }},
-		{"hamba.Marshal", func() ([]byte, error) { return hamba.Marshal(s.Schema(), o) }},
-	}
-	for _, bb := range benches {
-		b.Run(bb.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bb.fn(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	testkit.BenchEncodings(b, []testkit.Encoding{
+		{Name: "kprod", Fn: func() ([]byte, error) { return s.Serialize("t", o, nil) }},
+		{Name: "kprod-ptr", Fn: func() ([]byte, error) { return ptr.Serialize("t", &o, nil) }},
+		{Name: "hamba.Marshal", Fn: func() ([]byte, error) { return hamba.Marshal(s.Schema(), o) }},
+	}...)
 }

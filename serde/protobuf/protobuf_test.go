@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/serde/protobuf"
 	franzsr "github.com/twmb/franz-go/pkg/sr"
@@ -121,21 +122,8 @@ func TestFormat(t *testing.T) {
 func BenchmarkSerialize(b *testing.B) {
 	st, _ := structpb.NewStruct(map[string]any{"id": "order-000123", "amount": 129900, "items": []any{"sku-1", "sku-2", "sku-3"}})
 	s := protobuf.NewSerializer[*structpb.Struct]()
-	benches := []struct {
-		name string
-		fn   func() ([]byte, error)
-	}{
-		{"kprod", func() ([]byte, error) { return s.Serialize("t", st, nil) }},
-		{"proto.Marshal", func() ([]byte, error) { return proto.Marshal(st) }},
-	}
-	for _, bb := range benches {
-		b.Run(bb.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bb.fn(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	testkit.BenchEncodings(b, []testkit.Encoding{
+		{Name: "kprod", Fn: func() ([]byte, error) { return s.Serialize("t", st, nil) }},
+		{Name: "proto.Marshal", Fn: func() ([]byte, error) { return proto.Marshal(st) }},
+	}...)
 }

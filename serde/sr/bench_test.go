@@ -62,25 +62,12 @@ func warmSerializers(b *testing.B) benchSerializers {
 // BenchmarkSerializePaths measures each serializer alone, warm.
 func BenchmarkSerializePaths(b *testing.B) {
 	bs := warmSerializers(b)
-	benches := []struct {
-		name string
-		fn   func() ([]byte, error)
-	}{
-		{"avro", func() ([]byte, error) { return bs.avro.Serialize("bench", bs.order, nil) }},
-		{"avro-sr", func() ([]byte, error) { return bs.avroSR.Serialize("bench", bs.order, nil) }},
-		{"protobuf", func() ([]byte, error) { return bs.proto.Serialize("bench", bs.msg, nil) }},
-		{"protobuf-sr", func() ([]byte, error) { return bs.protoSR.Serialize("bench", bs.msg, nil) }},
-	}
-	for _, bb := range benches {
-		b.Run(bb.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bb.fn(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	testkit.BenchEncodings(b, []testkit.Encoding{
+		{Name: "avro", Fn: func() ([]byte, error) { return bs.avro.Serialize("bench", bs.order, nil) }},
+		{Name: "avro-sr", Fn: func() ([]byte, error) { return bs.avroSR.Serialize("bench", bs.order, nil) }},
+		{Name: "protobuf", Fn: func() ([]byte, error) { return bs.proto.Serialize("bench", bs.msg, nil) }},
+		{Name: "protobuf-sr", Fn: func() ([]byte, error) { return bs.protoSR.Serialize("bench", bs.msg, nil) }},
+	}...)
 }
 
 // BenchmarkSendBytesVsTypedSR compares sending pre-encoded bytes with
