@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,11 +28,7 @@ import (
 // latency histograms must match the attempts txn reported.
 func TestTxnObserver(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	var mu sync.Mutex
 	var seen []txn.Attempt
 	mobs := m.TxnObserver()
@@ -154,11 +149,7 @@ func TestDLQObserver(t *testing.T) {
 	_, portS, _ := net.SplitHostPort(c.ListenAddrs()[0])
 	port, _ := strconv.Atoi(portS)
 
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	pcfg := m.Instrument(presets.Reliable())
 	pcfg.Brokers = []string{net.JoinHostPort("127.0.0.1", portS)}
 	pcfg.RequestTimeout = time.Second

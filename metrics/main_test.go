@@ -11,6 +11,7 @@ import (
 
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/kprod/kprod/metrics"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -30,6 +31,17 @@ type sample struct {
 	count uint64
 	sum   float64
 	found bool
+}
+
+// newMetrics returns a fresh registry and a Metrics registered in it.
+func newMetrics(t testing.TB, opts ...metrics.Option) (*prometheus.Registry, *metrics.Metrics) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, m
 }
 
 // waitBatchRecords waits for kprod_batch_records (of the series matching

@@ -32,11 +32,7 @@ import (
 // record-, batch-, broker- and client-level metric against what was sent.
 func TestRecordMetricsMatchSends(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders", "pay", "secret"})
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	p := testkit.Producer(t, c, m.Instrument(presets.Reliable()))
 	ctx := testkit.Ctx(t, 30*time.Second)
 
@@ -148,11 +144,7 @@ func TestRecordMetricsMatchSends(t *testing.T) {
 // fails them.
 func TestBufferedAndInFlight(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	cfg := m.Instrument(presets.LowLatency())
 	cfg.Partitioner = kafkaproducer.PartitionerRoundRobin
 	p := testkit.Producer(t, c, cfg)
@@ -278,12 +270,8 @@ func TestTopicLabelCap(t *testing.T) {
 	c := testkit.Cluster(t, topics)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reg := prometheus.NewRegistry()
 			core, logs := observer.New(zap.WarnLevel)
-			m, err := metrics.New(reg, metrics.WithMaxTopics(tt.max), metrics.WithLogger(zap.New(core)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			reg, m := newMetrics(t, metrics.WithMaxTopics(tt.max), metrics.WithLogger(zap.New(core)))
 			p := testkit.Producer(t, c, m.Instrument(presets.LowLatency()))
 			ctx := testkit.Ctx(t, 30*time.Second)
 			for i, topic := range topics { // topic i gets i+1 records, in order
@@ -334,12 +322,8 @@ func TestTopicLabelCap(t *testing.T) {
 // TestRecorders drives the methods other packages feed (dead letters,
 // spool, breaker, transactions, health) and checks the scraped values.
 func TestRecorders(t *testing.T) {
-	reg := prometheus.NewRegistry()
 	core, logs := observer.New(zap.InfoLevel)
-	m, err := metrics.New(reg, metrics.WithLogger(zap.New(core)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t, metrics.WithLogger(zap.New(core)))
 	m.RecordDeadLettered("orders")
 	m.RecordDeadLettered("orders")
 	m.RecordSpooled("orders")
@@ -432,11 +416,7 @@ func TestNewRefusesNilRegisterer(t *testing.T) {
 // gauges are gone, and that docs/metrics.md documents every family.
 func TestNamesLintAndDocumented(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	p := testkit.Producer(t, c, m.Instrument(presets.HighThroughput()))
 	ctx := testkit.Ctx(t, 30*time.Second)
 	recs := make([]kafkaproducer.Record, 500)
@@ -572,12 +552,8 @@ func TestGrafanaDashboard(t *testing.T) {
 // kprom's metrics follow the first, and the second is logged.
 func TestOneMetricsTwoProducers(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
-	reg := prometheus.NewRegistry()
 	core, logs := observer.New(zap.WarnLevel)
-	m, err := metrics.New(reg, metrics.WithLogger(zap.New(core)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t, metrics.WithLogger(zap.New(core)))
 	cfg := m.Instrument(presets.LowLatency())
 	p1 := testkit.Producer(t, c, cfg)
 	p2 := testkit.Producer(t, c, cfg)
