@@ -23,9 +23,9 @@ type Producer struct {
 	hooks  []Hook
 	manual bool // Partitioner is PartitionerManual
 
-	// epoch is when the producer was built: records' send times are
-	// monotonic nanoseconds since it.
-	epoch time.Time
+	// clock stamps records: their send times are monotonic nanoseconds
+	// since its epoch, when the producer was built.
+	clock sendClock
 	// promise is p.deliver, bound once rather than per record.
 	promise func(*kgo.Record, error)
 
@@ -52,7 +52,12 @@ type Producer struct {
 	undelivered []Result
 
 	watch connWatch
-	acks  ackClock
+	// acks is read on every record's completion and written by the
+	// connections' read goroutines: a cache line of its own, so that
+	// neither the fields above nor the next object in memory share it.
+	_    cacheLinePad
+	acks ackClock
+	_    cacheLinePad
 }
 
 // New validates cfg and builds a producer. It does not contact the
@@ -71,12 +76,12 @@ func New(cfg Config) (*Producer, error) {
 		log:     log,
 		hooks:   cfg.Hooks,
 		drained: make(chan struct{}),
-		epoch:   time.Now(),
 		manual:  cfg.Partitioner == PartitionerManual,
 	}
+	p.clock.init(time.Now())
 	p.promise = p.deliver
 	p.watch.p = p
-	p.acks.epoch = p.epoch
+	p.acks.epoch = p.clock.epoch
 	opts := append(cfg.kgoOpts(log.Named("kgo")), kgo.WithHooks(&p.watch))
 	if cfg.Acks != AcksNone {
 		opts = append(opts, kgo.WithHooks(&p.acks))
@@ -104,17 +109,21 @@ func (p *Producer) Logger() *zap.Logger { return p.log }
 
 // pending is one record in flight: franz-go's record plus what kprod needs
 // to report it, in one allocation of 176 bytes (franz-go's own record is
-// 160). The record is the first field, so the promise, which franz-go
-// hands &pd.kr, finds the pending record without a map, a closure or a
-// context lookup (pendingAt). The record's Context stays the caller's
-// ctx.
+// 160). The promise, which franz-go hands &pd.kr, finds the pending
+// record from it without a map, a closure or a context lookup
+// (pendingAt). The callback and send time come first: franz-go reads the
+// head of the record (its key, value and headers) just before calling the
+// promise, so they are usually on a cache line already loaded; after the
+// record they were on a line of their own for half the records, the
+// promise's one cache miss (measured with cachegrind: 0.49 misses a
+// record, now 0.20). The record's Context stays the caller's ctx.
 type pending struct {
-	kr kgo.Record
 	cb func(Result) // SendAsync and TrySend only
 	// start is when the record was sent, in monotonic nanoseconds since
 	// the producer's epoch; startExt marks a pending that heads a
 	// pendingExt.
 	start int64
+	kr    kgo.Record
 }
 
 // The bits of pending.start marking a pendingExt, and a typedHead (which
@@ -162,7 +171,7 @@ func (px *pendingExt) Value(k any) any {
 // pendingAt returns the pending record whose kgo.Record is r. Only for
 // records kprod built: r must be the kr field of a pending.
 func pendingAt(r *kgo.Record) *pending {
-	return (*pending)(unsafe.Pointer(r)) // kr is pending's first field
+	return (*pending)(unsafe.Add(unsafe.Pointer(r), -int(unsafe.Offsetof(pending{}.kr))))
 }
 
 // ext returns the pendingExt that pd heads, or nil.
@@ -255,7 +264,14 @@ func (p *Producer) begin() error {
 // after Close set it.
 func (p *Producer) done() {
 	n := p.finished.Add(1)
-	if p.closing.Load() && n == p.sent.Load() {
+	if p.closing.Load() {
+		p.drainedAt(n)
+	}
+}
+
+// drainedAt closes drained when n, the records finished, is all of them.
+func (p *Producer) drainedAt(n int64) {
+	if n == p.sent.Load() {
 		p.drainOnce.Do(func() { close(p.drained) })
 	}
 }
@@ -267,10 +283,9 @@ func (p *Producer) fill(pd *pending, rec *Record) {
 	if ts.IsZero() {
 		// One clock read: the start time is also the record's
 		// timestamp, so franz-go does not read the clock again.
-		ts = time.Now()
-		pd.start = int64(ts.Sub(p.epoch))
+		pd.start, ts = p.clock.now()
 	} else {
-		pd.start = int64(time.Since(p.epoch))
+		pd.start = p.clock.since()
 	}
 	pd.kr = kgo.Record{
 		Topic:     rec.Topic,
@@ -418,21 +433,27 @@ func FailedResult(rec Record, err error) Result {
 // (bound once, in New, as p.promise).
 func (p *Producer) deliver(r *kgo.Record, err error) {
 	pd := pendingAt(r)
-	if err == nil && pd.start&startFlags == 0 {
+	if err == nil && pd.start&startFlags == 0 && len(p.hooks) == 0 {
 		// The common case, kept to what it needs: this runs on
 		// franz-go's one promise goroutine, which serves every record.
-		// Without hooks the Result is built straight into the
-		// callback's argument.
-		if len(p.hooks) == 0 {
-			pd.cb(resultOf(r, p.acks.since(pd.start)))
-		} else {
-			res := resultOf(r, p.acks.since(pd.start))
-			p.runHooks(res)
-			pd.cb(res)
+		// The Result is built straight into the callback's argument;
+		// ackClock.since and done are written out (neither inlines).
+		latency := time.Duration(p.acks.last.Load() - pd.start)
+		if latency < 0 {
+			latency = p.acks.clock(pd.start)
 		}
-		p.done()
+		pd.cb(resultOf(r, latency))
+		if n := p.finished.Add(1); p.closing.Load() {
+			p.drainedAt(n)
+		}
 		return
 	}
+	p.deliverAny(pd, err)
+}
+
+// deliverAny is deliver for any record: hooks to run, a failure, a typed
+// or extended pending record.
+func (p *Producer) deliverAny(pd *pending, err error) {
 	res := p.complete(pd, err)
 	if pd.start&startTyped != 0 {
 		h := (*typedHead)(unsafe.Pointer(pd)) // pending heads typedHead
@@ -453,7 +474,7 @@ func (p *Producer) complete(pd *pending, err error) Result {
 	if err == nil {
 		latency = p.acks.since(pd.start &^ startFlags)
 	} else {
-		latency = time.Since(p.epoch) - time.Duration(pd.start&^startFlags)
+		latency = time.Duration(p.clock.since() - pd.start&^startFlags)
 	}
 	if err == nil && pd.start&startExt == 0 {
 		// The common case, kept short: for SendAsync it runs on
@@ -589,12 +610,16 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	if cb == nil {
 		cb = func(Result) {}
 	}
-	now := time.Now() // the send time, and the record's timestamp (see fill)
+	start, now := p.clock.now() // the send time, and the record's timestamp (see fill)
 	pd := &pending{
 		kr: kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: now, Partition: -1, Context: ctx},
-		cb: cb, start: int64(now.Sub(p.epoch)),
+		cb: cb, start: start,
 	}
-	p.produce(ctx, pd, block)
+	if block { // produce, written out
+		p.cl.Produce(ctx, &pd.kr, p.promise)
+	} else {
+		p.cl.TryProduce(ctx, &pd.kr, p.promise)
+	}
 	return nil
 }
 
