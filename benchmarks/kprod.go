@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unsafe"
 
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
@@ -138,12 +140,21 @@ func runKprod(ctx context.Context, w *workload, typed bool, preset string, r *Re
 // the preset's own ClientOpts, producing &kgo.Record values with one
 // shared promise, as a franz-go user would.
 //
+// With withResult ("franz-go+result/<preset>") it does per record what
+// kprod does to report a SendAsync record, and nothing else: the record is
+// wrapped with its callback and send time (one allocation, like kprod's
+// pending record), the promise builds a kafkaproducer.Result from the
+// record (its Latency left zero), calls the callback and counts the
+// completion with an atomic add. It prices a per-record Result by itself;
+// it checks nothing and cannot be closed safely, so it is a measurement,
+// not a producer.
+//
 // The records carry Partition: -1. ClientOpts installs kprod's
 // partitioner, which reads Partition >= 0 as an explicit partition (kprod
 // itself stores -1 for "choose"): a raw record's zero value would send
 // every record to partition 0 and make franz-go look faster than it is
 // (fewer, larger requests). See the report's "core changes" note.
-func runFranz(ctx context.Context, w *workload, preset string, r *Result) error {
+func runFranz(ctx context.Context, w *workload, preset string, withResult bool, r *Result) error {
 	cfg, err := presetConfig(w, preset)
 	if err != nil {
 		return err
@@ -172,7 +183,28 @@ func runFranz(ctx context.Context, w *workload, preset string, r *Result) error 
 		}
 		defer stopProfile()
 		m := startMeter()
-		switch w.Tune["diag"] {
+		diag := w.Tune["diag"]
+		if withResult {
+			diag = "result"
+		}
+		switch diag {
+		case "result":
+			var completed atomic.Int64
+			cb := func(res kafkaproducer.Result) { ec.add(res.Err); wg.Done() }
+			report := func(kr *kgo.Record, err error) {
+				wr := (*wrapped)(unsafe.Add(unsafe.Pointer(kr), -int(unsafe.Offsetof(wrapped{}.kr))))
+				wr.cb(kafkaproducer.Result{
+					Record:    kafkaproducer.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp},
+					Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp,
+					Err: err,
+				})
+				completed.Add(1)
+			}
+			for i := range w.Records {
+				now := time.Now() // the send time and the timestamp, one clock read as in kprod
+				wr := &wrapped{cb: cb, start: now.Sub(epoch), kr: kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Timestamp: now, Partition: -1}}
+				cl.Produce(ctx, &wr.kr, report)
+			}
 		case "pad96":
 			// Diagnostic: the record inside a 256-byte object, as
 			// kprod's slimmed pending would be.
@@ -211,6 +243,17 @@ func runFranz(ctx context.Context, w *workload, preset string, r *Result) error 
 	}
 	return nil
 }
+
+// wrapped is a record with what a per-record report needs, as kprod's
+// pending record (franz-go+result cases).
+type wrapped struct {
+	cb    func(kafkaproducer.Result)
+	start time.Duration
+	kr    kgo.Record
+}
+
+// epoch is the origin of wrapped.start.
+var epoch = time.Now()
 
 // ctxRecord is a diagnostic: a record that is its own context.
 type ctxRecord struct {

@@ -61,6 +61,7 @@ type options struct {
 	poolRecords int
 	poolTime    time.Duration
 	tuneRecords int
+	pairRounds  int
 	sections    string
 	results     string
 	md          string
@@ -84,7 +85,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.poolRecords, "pool-records", 40_000, "sends per concurrency run")
 	fs.DurationVar(&o.poolTime, "pool-time", 3*time.Second, "cap on one concurrency run")
 	fs.IntVar(&o.tuneRecords, "tune-records", 500_000, "records per preset-tuning run")
-	fs.StringVar(&o.sections, "sections", "throughput,latency,pool,tune,profile", "sections to run, comma-separated")
+	fs.IntVar(&o.pairRounds, "pair-rounds", 7, "interleaved rounds of the kprod against franz-go pairs the targets are read from")
+	fs.StringVar(&o.sections, "sections", "throughput,pair,latency,pool,tune,profile", "sections to run, comma-separated")
 	fs.StringVar(&o.results, "results", "results.json", "raw results, written after every run and read by -render")
 	fs.StringVar(&o.md, "md", "../docs/BENCHMARKS.md", "Markdown report to write")
 	fs.StringVar(&o.svg, "svg", "../docs/benchmarks.svg", "SVG chart to write")
@@ -124,7 +126,9 @@ func runChild(ctx context.Context, js string) error {
 	case "kprod-json":
 		err = runKprod(ctx, w, true, cfg, &r)
 	case "franz-go":
-		err = runFranz(ctx, w, cfg, &r)
+		err = runFranz(ctx, w, cfg, false, &r)
+	case "franz-go+result":
+		err = runFranz(ctx, w, cfg, true, &r)
 	case "sarama":
 		err = runSarama(ctx, w, cfg, &r)
 	case "kafka-go":
@@ -175,7 +179,9 @@ type Run struct {
 	Records  int       `json:"records"`
 	Rounds   int       `json:"rounds"`
 	Seq      int       `json:"seq"`
-	Results  []Result  `json:"results"`
+	// PairRounds is how many rounds the pair section ran.
+	PairRounds int      `json:"pair_rounds,omitempty"`
+	Results    []Result `json:"results"`
 	// ProfileDiff is `go tool pprof -top -diff_base franz kprod` output.
 	ProfileDiff string `json:"profile_diff,omitempty"`
 	ProfileKprd string `json:"profile_kprod,omitempty"`
@@ -198,6 +204,9 @@ var (
 		"kprod-bytes/reliable", "franz-go/reliable",
 		"sarama/latency", "kafka-go/latency", "confluent/latency",
 	}
+	// pairPresets are the presets of the pair section: each round runs
+	// franz-go, franz-go+result and kprod-bytes back to back.
+	pairPresets    = []string{"high-throughput", "reliable", "low-latency"}
 	poolPresets    = []string{"low-latency", "reliable"}
 	poolGoroutines = []int{1, 8, 64}
 	poolSizes      = []int{1, 4}
@@ -257,6 +266,9 @@ func runParent(ctx context.Context, o options) error {
 			if !want[sectionOf(r)] {
 				run.Results = append(run.Results, r)
 			}
+		}
+		if !want["pair"] {
+			run.PairRounds = old.PairRounds
 		}
 		if !want["profile"] {
 			run.ProfileDiff, run.ProfileKprd, run.ProfileFrnz, run.ProfileRecs = old.ProfileDiff, old.ProfileKprd, old.ProfileFrnz, old.ProfileRecs
@@ -328,6 +340,23 @@ func runParent(ctx context.Context, o options) error {
 			}
 		}
 	}
+	if want["pair"] {
+		// The targets compare kprod with franz-go in the same round:
+		// one run of either varies by ±15% on this machine, so the
+		// report takes the median of many paired ratios.
+		run.PairRounds = o.pairRounds
+		for round := 1; round <= o.pairRounds; round++ {
+			for _, preset := range pairPresets {
+				for _, client := range []string{"franz-go", "franz-go+result", "kprod-bytes"} {
+					s := base
+					s.Case, s.Mode, s.Records = client+"/"+preset, modeThroughput, o.records
+					if err := exec1(s, round, pairVariant); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
 	if want["profile"] {
 		if err := profile(ctx, self, admin, base, o, run); err != nil {
 			return err
@@ -341,9 +370,14 @@ func runParent(ctx context.Context, o options) error {
 	return writeReport(run, o)
 }
 
+// pairVariant marks the results of the pair section.
+const pairVariant = "pair"
+
 // sectionOf names the section a result belongs to.
 func sectionOf(r Result) string {
 	switch {
+	case r.Variant == pairVariant:
+		return "pair"
 	case strings.HasPrefix(r.Variant, "tune:"):
 		return "tune"
 	case r.Mode == modeConcurrency:

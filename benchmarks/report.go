@@ -130,7 +130,11 @@ func writeReport(run *Run, o options) error {
 	p("- **CPU µs/record**: `getrusage(RUSAGE_SELF)` user+system time of the client process over the run, divided by records. It counts every thread, so librdkafka's C threads count for confluent; the broker is another process and is not counted.\n")
 	p("- **allocs/record, B/record**: `runtime.MemStats` Mallocs and TotalAlloc deltas divided by records. For confluent-kafka-go this is the **Go side only**: librdkafka's C allocations are invisible to it. GCs is the number of Go garbage collections during the run.\n")
 	p("- **Latency**: sequential sends, one record at a time, each waited for (kprod `Send`, franz-go `ProduceSync`, sarama `SyncProducer`, kafka-go synchronous `WriteMessages`, confluent `Produce` + delivery channel), timed around the call; %s sends or %s, whichever first. p50/p99 nearest rank.\n", commas(run.Seq), "6 s")
-	p("- **Rounds**: %d rounds; in each, every case runs once, in the same order (interleaved, so a noisy minute hits all cases alike). Tables give the **median** of the rounds, and for throughput the min–max of records/s.\n\n", run.Rounds)
+	p("- **Rounds**: %d rounds; in each, every case runs once, in the same order (interleaved, so a noisy minute hits all cases alike). Tables give the **median** of the rounds, and for throughput the min–max of records/s.\n", run.Rounds)
+	if run.PairRounds > 0 {
+		p("- **Pairs**: the kprod-to-franz-go targets come from a section of their own: %d rounds, each running franz-go, franz-go+result and kprod-bytes back to back for each preset. A run of the same binary varies by about ±15%% on this machine (CPU per record and records/s move together: the client uses all the CPU it gets), so the ratio is taken within each round and the median of the rounds reported, with their range.\n", run.PairRounds)
+	}
+	p("\n")
 
 	p("### Client configurations\n\n| case | configuration |\n|---|---|\n")
 	for _, c := range throughputCases {
@@ -151,7 +155,8 @@ func writeReport(run *Run, o options) error {
 	p("\n")
 
 	p("## Targets\n\n")
-	targets(&b, as)
+	targets(&b, as, run.Results)
+	resultCost(&b, run.Results)
 
 	p("\n## Sequential latency (median of %d)\n\n", run.Rounds)
 	p("| case | sends | p50 µs | p99 µs | sends/s | CPU µs/send | allocs/send |\n|---|---:|---:|---:|---:|---:|---:|\n")
@@ -190,9 +195,52 @@ func recordsOf(rs []Result, mode, c string) int {
 	return int(median(xs))
 }
 
-func targets(b *strings.Builder, as []agg) {
+// ratios is the spread of per-round ratios of one case to another.
+type ratios struct {
+	N                      int
+	Rate, RateMin, RateMax float64 // records/s, median and range
+	CPU, CPUMin, CPUMax    float64 // CPU µs per record
+}
+
+// paired returns the ratios of case num to case den (records/s and CPU
+// per record), round by round, over the pair section's results.
+func paired(rs []Result, num, den string) ratios {
+	type pair struct{ n, d *Result }
+	rounds := map[int]*pair{}
+	for i := range rs {
+		r := &rs[i]
+		if r.Variant != pairVariant || r.Mode != modeThroughput || (r.Case != num && r.Case != den) {
+			continue
+		}
+		pr := rounds[r.Round]
+		if pr == nil {
+			pr = &pair{}
+			rounds[r.Round] = pr
+		}
+		if r.Case == num {
+			pr.n = r
+		} else {
+			pr.d = r
+		}
+	}
+	var rate, cpu []float64
+	for _, pr := range rounds {
+		if pr.n != nil && pr.d != nil && pr.d.RecPerSec > 0 && pr.d.CPUus > 0 {
+			rate = append(rate, pr.n.RecPerSec/pr.d.RecPerSec)
+			cpu = append(cpu, pr.n.CPUus/pr.d.CPUus)
+		}
+	}
+	if len(rate) == 0 {
+		return ratios{}
+	}
+	return ratios{N: len(rate),
+		Rate: median(rate), RateMin: slices.Min(rate), RateMax: slices.Max(rate),
+		CPU: median(cpu), CPUMin: slices.Min(cpu), CPUMax: slices.Max(cpu)}
+}
+
+func targets(b *strings.Builder, as []agg, rs []Result) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
-	p("Ratios of medians from this run.\n\n| target | measured | result |\n|---|---|---|\n")
+	p("The kprod-to-franz-go rows are the median of the pair section's per-round ratios (range in brackets) where it ran, otherwise ratios of the throughput medians; the others are ratios of medians.\n\n| target | measured | result |\n|---|---|---|\n")
 	for _, preset := range []string{"high-throughput", "reliable", "low-latency"} {
 		k, ok1 := find(as, modeThroughput, "kprod-bytes/"+preset, "")
 		f, ok2 := find(as, modeThroughput, "franz-go/"+preset, "")
@@ -200,9 +248,16 @@ func targets(b *strings.Builder, as []agg) {
 			continue
 		}
 		rr, cr := k.RecPerSec/f.RecPerSec, k.CPU/f.CPU
-		p("| kprod bytes ≥ 0.97× franz-go records/s (%s) | %.3f× (%s vs %s) | %s |\n", preset, rr, commas(int(k.RecPerSec)), commas(int(f.RecPerSec)), verdict(rr >= 0.97))
-		p("| kprod bytes ≤ 1.05× franz-go CPU/record (%s) | %.3f× (%.2f vs %.2f µs) | %s |\n", preset, cr, k.CPU, f.CPU, verdict(cr <= 1.05))
-		p("| kprod bytes ≤ franz-go allocs/record + 1 (%s) | %.2f vs %.2f (+%.2f) | %s |\n", preset, k.Allocs, f.Allocs, k.Allocs-f.Allocs, verdict(k.Allocs-f.Allocs <= 1.0))
+		rateNote := fmt.Sprintf("%.3f× (%s vs %s)", rr, commas(int(k.RecPerSec)), commas(int(f.RecPerSec)))
+		cpuNote := fmt.Sprintf("%.3f× (%.2f vs %.2f µs)", cr, k.CPU, f.CPU)
+		if pr := paired(rs, "kprod-bytes/"+preset, "franz-go/"+preset); pr.N > 0 {
+			rr, cr = pr.Rate, pr.CPU
+			rateNote = fmt.Sprintf("%.3f× [%.2f–%.2f], %d pairs", pr.Rate, pr.RateMin, pr.RateMax, pr.N)
+			cpuNote = fmt.Sprintf("%.3f× [%.2f–%.2f], %d pairs", pr.CPU, pr.CPUMin, pr.CPUMax, pr.N)
+		}
+		p("| kprod bytes ≥ 0.97× franz-go records/s (%s) | %s | %s |\n", preset, rateNote, verdict(rr >= 0.97))
+		p("| kprod bytes ≤ 1.05× franz-go CPU/record (%s) | %s | %s |\n", preset, cpuNote, verdict(cr <= 1.05))
+		p("| kprod bytes ≤ franz-go allocs/record + 1 (%s) | %.2f vs %.2f (%+.2f) | %s |\n", preset, k.Allocs, f.Allocs, k.Allocs-f.Allocs, verdict(k.Allocs-f.Allocs <= 1.0))
 	}
 	if ht, ok := find(as, modeThroughput, "kprod-bytes/high-throughput", ""); ok {
 		// Each competitor's best measured configuration: the fastest of
@@ -243,6 +298,32 @@ func targets(b *strings.Builder, as []agg) {
 		p("| %s | %.2f× (%s vs %s) | +%.2f µs (%.2f vs %.2f) | +%.2f | +%.0f |\n", preset, j.RecPerSec/by.RecPerSec, commas(int(j.RecPerSec)), commas(int(by.RecPerSec)),
 			j.CPU-by.CPU, j.CPU, by.CPU, j.Allocs-by.Allocs, j.Bytes-by.Bytes)
 	}
+}
+
+// resultCost prices kprod's per-record Result: raw franz-go doing only
+// what kprod does to report each record (franz-go+result), against raw
+// franz-go and against kprod, from the pair section.
+func resultCost(b *strings.Builder, rs []Result) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	var rows []string
+	for _, preset := range pairPresets {
+		fr := paired(rs, "franz-go+result/"+preset, "franz-go/"+preset)
+		kr := paired(rs, "kprod-bytes/"+preset, "franz-go+result/"+preset)
+		if fr.N == 0 || kr.N == 0 {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %.3f× [%.2f–%.2f] | %.3f× [%.2f–%.2f] | %.3f× [%.2f–%.2f] | %.3f× [%.2f–%.2f] |\n", preset,
+			fr.Rate, fr.RateMin, fr.RateMax, fr.CPU, fr.CPUMin, fr.CPUMax, kr.Rate, kr.RateMin, kr.RateMax, kr.CPU, kr.CPUMin, kr.CPUMax))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("\n**What a per-record Result costs raw franz-go** (pair section, median of per-round ratios [range]). `franz-go+result` is raw franz-go doing per record only what kprod does to report it: the record wrapped with its callback and send time in one allocation, a `kafkaproducer.Result` built from the record in the promise, the callback called, the completion counted with an atomic add. No checks, no latency, no safe close.\n\n")
+	p("| preset | franz-go+result / franz-go records/s | CPU/record | kprod / franz-go+result records/s | CPU/record |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		p("%s", r)
+	}
+	p("\n")
 }
 
 func poolSection(b *strings.Builder, as []agg, run *Run) {

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,33 @@ func TestVariantNameIsStable(t *testing.T) {
 	got := variantName(map[string]string{"LINGER": "5ms", "COMPRESSION": "none"})
 	if got != "compression=none linger=5ms" {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestPairedTakesPerRoundRatios(t *testing.T) {
+	rs := []Result{
+		{Case: "k/x", Mode: modeThroughput, Variant: pairVariant, Round: 1, RecPerSec: 90, CPUus: 1.2},
+		{Case: "f/x", Mode: modeThroughput, Variant: pairVariant, Round: 1, RecPerSec: 100, CPUus: 1},
+		{Case: "f/x", Mode: modeThroughput, Variant: pairVariant, Round: 2, RecPerSec: 200, CPUus: 0.5},
+		{Case: "k/x", Mode: modeThroughput, Variant: pairVariant, Round: 2, RecPerSec: 160, CPUus: 0.55},
+		{Case: "k/x", Mode: modeThroughput, Variant: pairVariant, Round: 3, RecPerSec: 190, CPUus: 0.5},
+		{Case: "f/x", Mode: modeThroughput, Variant: pairVariant, Round: 3, RecPerSec: 200, CPUus: 0.5},
+		// Outside the pair section, or without a partner: ignored.
+		{Case: "k/x", Mode: modeThroughput, Round: 1, RecPerSec: 1, CPUus: 9},
+		{Case: "k/x", Mode: modeThroughput, Variant: pairVariant, Round: 4, RecPerSec: 1, CPUus: 9},
+	}
+	pr := paired(rs, "k/x", "f/x")
+	if pr.N != 3 {
+		t.Fatalf("N = %d, want 3", pr.N)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if !near(pr.Rate, 0.9) || !near(pr.RateMin, 0.8) || !near(pr.RateMax, 0.95) {
+		t.Errorf("rate ratios %+v, want median 0.9 in [0.8, 0.95]", pr)
+	}
+	if !near(pr.CPU, 1.1) || !near(pr.CPUMin, 1.0) || !near(pr.CPUMax, 1.2) {
+		t.Errorf("CPU ratios %+v, want median 1.1 in [1.0, 1.2]", pr)
+	}
+	if got := paired(rs, "k/x", "nobody/x"); got.N != 0 {
+		t.Errorf("no partner case: %+v", got)
 	}
 }
