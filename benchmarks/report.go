@@ -120,7 +120,7 @@ func writeReport(run *Run, o options) error {
 		run.Finished.Format("2006-01-02 15:04"))
 	p("Machine: %s, %d cores, %s; load average %s at the start and %s at the end (the machine is shared: figures are noisy, read ratios measured in the same run, not absolute rates).\n\n",
 		run.CPU, run.Cores, run.GoVer, first(run.LoadAvg), last(run.LoadAvg))
-	p("![records/s and CPU µs per record, median of %d rounds](benchmarks.svg)\n\n", run.Rounds)
+	p("![records/s and CPU µs per record, median of %d rounds](benchmarks.svg)\n\n", roundsIn(run.Results, "throughput"))
 
 	p("## Method\n\n")
 	p("- **Broker**: one `cmd/kfake-broker` (franz-go's kfake, in memory) in its own process on 127.0.0.1, topic `bench` with 6 partitions, recreated before every throughput run so that no run's records stay in the broker's memory. kfake validates every batch (CRC, sequence numbers) and stores it as sent: it never decompresses, so compression only costs the client CPU and saves loopback bytes. Broker and client share the same 2 cores.\n")
@@ -130,7 +130,7 @@ func writeReport(run *Run, o options) error {
 	p("- **CPU µs/record**: `getrusage(RUSAGE_SELF)` user+system time of the client process over the run, divided by records. It counts every thread, so librdkafka's C threads count for confluent; the broker is another process and is not counted.\n")
 	p("- **allocs/record, B/record**: `runtime.MemStats` Mallocs and TotalAlloc deltas divided by records. For confluent-kafka-go this is the **Go side only**: librdkafka's C allocations are invisible to it. GCs is the number of Go garbage collections during the run.\n")
 	p("- **Latency**: sequential sends, one record at a time, each waited for (kprod `Send`, franz-go `ProduceSync`, sarama `SyncProducer`, kafka-go synchronous `WriteMessages`, confluent `Produce` + delivery channel), timed around the call; %s sends or %s, whichever first. p50/p99 nearest rank.\n", commas(run.Seq), "6 s")
-	p("- **Rounds**: %d rounds; in each, every case runs once, in the same order (interleaved, so a noisy minute hits all cases alike). Tables give the **median** of the rounds, and for throughput the min–max of records/s.\n", run.Rounds)
+	p("- **Rounds**: %d rounds; in each, every case runs once, in the same order (interleaved, so a noisy minute hits all cases alike). Tables give the **median** of the rounds, and for throughput the min–max of records/s.\n", roundsIn(run.Results, "throughput"))
 	if run.PairRounds > 0 {
 		p("- **Pairs**: the kprod-to-franz-go targets come from a section of their own: %d rounds, each running franz-go, franz-go+result and kprod-bytes back to back for each preset. A run of the same binary varies by about ±15%% on this machine (CPU per record and records/s move together: the client uses all the CPU it gets), so the ratio is taken within each round and the median of the rounds reported, with their range.\n", run.PairRounds)
 	}
@@ -145,7 +145,7 @@ func writeReport(run *Run, o options) error {
 	}
 	p("\nThe *best* configurations were chosen by trying each client's throughput knobs on this broker (compression none/snappy/lz4, linger or flush frequency 1–5 ms, batch limits, and for kafka-go the number of messages per call); the *reliable* ones copy kprod's reliable preset wherever the client has the setting.\n\n")
 
-	p("## Throughput (%s records, median of %d)\n\n", commas(run.Records), run.Rounds)
+	p("## Throughput (%s records, median of %d)\n\n", commas(run.Records), roundsIn(run.Results, "throughput"))
 	p("| case | records/s | min–max records/s | MB/s | CPU µs/record | allocs/record | B/record | GCs |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	sorted := slices.Clone(tp)
 	slices.SortStableFunc(sorted, func(a, b agg) int { return cmp.Compare(b.RecPerSec, a.RecPerSec) })
@@ -158,7 +158,7 @@ func writeReport(run *Run, o options) error {
 	targets(&b, as, run.Results)
 	resultCost(&b, run.Results)
 
-	p("\n## Sequential latency (median of %d)\n\n", run.Rounds)
+	p("\n## Sequential latency (median of %d)\n\n", roundsIn(run.Results, "latency"))
 	p("| case | sends | p50 µs | p99 µs | sends/s | CPU µs/send | allocs/send |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range latencyCases {
 		if a, ok := find(as, modeLatency, c, ""); ok {
@@ -181,8 +181,20 @@ func writeReport(run *Run, o options) error {
 	if notes, err := os.ReadFile(o.notes); err == nil {
 		p("## Analysis\n\nWritten by hand from the run above (`benchmarks/notes.md`); if you rerun the script, check that it still matches the tables.\n\n%s\n", strings.TrimSpace(string(notes)))
 	}
-	p("\n## Reproduce\n\n```sh\nscripts/bench-compare.sh                 # everything: about 5-6 minutes on 2 cores (5m12s measured, builds cached)\nBENCH_ARGS='-rounds 1 -records 200000' scripts/bench-compare.sh   # a quick look\n(cd benchmarks && go run . -render)   # rewrite this page and the chart from results.json\n```\n\nRaw per-round results are in `benchmarks/results.json`.\n")
+	p("\n## Reproduce\n\n```sh\nscripts/bench-compare.sh                 # everything: about 4 minutes on 2 cores (3m34s measured, builds cached)\nBENCH_ARGS='-rounds 1 -records 200000' scripts/bench-compare.sh   # a quick look\n(cd benchmarks && go run . -render)   # rewrite this page and the chart from results.json\n```\n\nRaw per-round results are in `benchmarks/results.json`.\n")
 	return os.WriteFile(o.md, []byte(b.String()), 0o644)
+}
+
+// roundsIn is how many rounds a section ran: sections can be rerun on
+// their own (-sections) with another -rounds.
+func roundsIn(rs []Result, section string) int {
+	n := 0
+	for _, r := range rs {
+		if sectionOf(r) == section {
+			n = max(n, r.Round)
+		}
+	}
+	return n
 }
 
 func recordsOf(rs []Result, mode, c string) int {
@@ -336,7 +348,7 @@ func poolSection(b *strings.Builder, as []agg, run *Run) {
 		return
 	}
 	p("## One producer or a pool of four? (sync `Send` from many goroutines)\n\n")
-	p("Each goroutine calls `Send` and waits, as request handlers do; the pool hands calls to 4 producers round-robin. Up to 40,000 sends or 3 s per run, median of %d.\n\n", run.Rounds)
+	p("Each goroutine calls `Send` and waits, as request handlers do; the pool hands calls to 4 producers round-robin. Up to 40,000 sends or 3 s per run, median of %d.\n\n", roundsIn(run.Results, "pool"))
 	p("| preset | goroutines | producers | sends/s | p50 µs | p99 µs | CPU µs/send | pool / single sends/s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, preset := range poolPresets {
 		for _, g := range poolGoroutines {
@@ -369,7 +381,7 @@ func tuneSection(b *strings.Builder, as []agg, run *Run) {
 		return
 	}
 	p("## Tuning the high-throughput preset on this broker\n\n")
-	p("The high-throughput preset with one or two settings changed, %s records per run, median of %d rounds, sorted by records/s. The preset rows of the main table are the reference.\n\n", commas(recordsOfVariant(run.Results, rows[0].Variant)), run.Rounds)
+	p("The high-throughput preset with one or two settings changed, %s records per run, median of %d rounds, sorted by records/s. The preset rows of the main table are the reference.\n\n", commas(recordsOfVariant(run.Results, rows[0].Variant)), roundsIn(run.Results, "tune"))
 	p("| variant | records/s | min–max | CPU µs/record | allocs/record |\n|---|---:|---:|---:|---:|\n")
 	slices.SortStableFunc(rows, func(a, b agg) int { return cmp.Compare(b.RecPerSec, a.RecPerSec) })
 	for _, a := range rows {

@@ -145,3 +145,18 @@ func TestPairedTakesPerRoundRatios(t *testing.T) {
 		t.Errorf("no partner case: %+v", got)
 	}
 }
+
+func TestRoundsInCountsEachSection(t *testing.T) {
+	rs := []Result{
+		{Case: "a/x", Mode: modeThroughput, Round: 3},
+		{Case: "a/x", Mode: modeThroughput, Round: 1},
+		{Case: "a/x", Mode: modeThroughput, Variant: pairVariant, Round: 7},
+		{Case: "a/x", Mode: modeConcurrency, Round: 5},
+		{Case: "a/x", Mode: modeThroughput, Variant: "tune: linger=none", Round: 2},
+	}
+	for section, want := range map[string]int{"throughput": 3, "pair": 7, "pool": 5, "tune": 2, "latency": 0} {
+		if got := roundsIn(rs, section); got != want {
+			t.Errorf("roundsIn(%q) = %d, want %d", section, got, want)
+		}
+	}
+}
