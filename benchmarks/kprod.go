@@ -53,8 +53,20 @@ func (w *workload) event(i int) Event {
 	return Event{ID: int64(i), User: "user-0042", Kind: "order.created", Amount: 12345, Payload: "abcdefghijklmnopqrstuvwxyzabcdefghijkl"}
 }
 
-// runKprod runs a "kprod-bytes/<preset>" or "kprod-json/<preset>" case.
-func runKprod(ctx context.Context, w *workload, typed bool, preset string, r *Result) error {
+// The send styles of the kprod cases.
+const (
+	styleBytes = "bytes" // kprod-bytes: SendAsync of Record, a Result per record
+	styleJSON  = "json"  // kprod-json: typed SendAsync of Event as JSON
+	styleErr   = "err"   // kprod-err: SendAsyncErr of Record, an error per record
+)
+
+// runKprod runs a "kprod-bytes/<preset>", "kprod-json/<preset>" or
+// "kprod-err/<preset>" case.
+func runKprod(ctx context.Context, w *workload, style, preset string, r *Result) error {
+	typed := style == styleJSON
+	if style == styleErr && w.Mode != modeThroughput {
+		return fmt.Errorf("kprod-err runs in throughput mode only")
+	}
 	cfg, err := presetConfig(w, preset)
 	if err != nil {
 		return err
@@ -89,14 +101,22 @@ func runKprod(ctx context.Context, w *workload, typed bool, preset string, r *Re
 		}
 		defer stopProfile()
 		m := startMeter()
-		if typed {
+		switch {
+		case style == styleErr:
+			cb := func(err error) { ec.add(err); wg.Done() }
+			for i := range w.Records {
+				if err := p.SendAsyncErr(ctx, kafkaproducer.Record{Topic: w.Topic, Key: w.key(i), Value: w.value}, cb); err != nil {
+					return err
+				}
+			}
+		case typed:
 			cb := func(res kafkaproducer.TypedResult[[]byte, Event]) { ec.add(res.Err); wg.Done() }
 			for i := range w.Records {
 				if err := tp.SendAsync(ctx, kafkaproducer.TypedRecord[[]byte, Event]{Topic: w.Topic, Key: w.key(i), Value: w.event(i)}, cb); err != nil {
 					return err
 				}
 			}
-		} else {
+		default:
 			cb := func(res kafkaproducer.Result) { ec.add(res.Err); wg.Done() }
 			for i := range w.Records {
 				if err := p.SendAsync(ctx, kafkaproducer.Record{Topic: w.Topic, Key: w.key(i), Value: w.value}, cb); err != nil {

@@ -122,9 +122,11 @@ func runChild(ctx context.Context, js string) error {
 	var err error
 	switch client {
 	case "kprod-bytes":
-		err = runKprod(ctx, w, false, cfg, &r)
+		err = runKprod(ctx, w, styleBytes, cfg, &r)
 	case "kprod-json":
-		err = runKprod(ctx, w, true, cfg, &r)
+		err = runKprod(ctx, w, styleJSON, cfg, &r)
+	case "kprod-err":
+		err = runKprod(ctx, w, styleErr, cfg, &r)
 	case "franz-go":
 		err = runFranz(ctx, w, cfg, false, &r)
 	case "franz-go+result":
@@ -193,6 +195,7 @@ type Run struct {
 var (
 	throughputCases = []string{
 		"kprod-bytes/high-throughput", "kprod-bytes/reliable", "kprod-bytes/low-latency",
+		"kprod-err/high-throughput", "kprod-err/reliable", "kprod-err/low-latency",
 		"kprod-json/high-throughput", "kprod-json/reliable", "kprod-json/low-latency",
 		"franz-go/high-throughput", "franz-go/reliable", "franz-go/low-latency",
 		"sarama/best", "sarama/reliable",
@@ -205,8 +208,9 @@ var (
 		"sarama/latency", "kafka-go/latency", "confluent/latency",
 	}
 	// pairPresets are the presets of the pair section: each round runs
-	// franz-go, franz-go+result and kprod-bytes back to back.
+	// pairClients back to back for each.
 	pairPresets    = []string{"high-throughput", "reliable", "low-latency"}
+	pairClients    = []string{"franz-go", "franz-go+result", "kprod-bytes", "kprod-err"}
 	poolPresets    = []string{"low-latency", "reliable"}
 	poolGoroutines = []int{1, 8, 64}
 	poolSizes      = []int{1, 4}
@@ -347,7 +351,7 @@ func runParent(ctx context.Context, o options) error {
 		run.PairRounds = o.pairRounds
 		for round := 1; round <= o.pairRounds; round++ {
 			for _, preset := range pairPresets {
-				for _, client := range []string{"franz-go", "franz-go+result", "kprod-bytes"} {
+				for _, client := range pairClients {
 					s := base
 					s.Case, s.Mode, s.Records = client+"/"+preset, modeThroughput, o.records
 					if err := exec1(s, round, pairVariant); err != nil {

@@ -15,6 +15,9 @@ var configDoc = map[string]string{
 	"kprod-bytes/high-throughput": "`presets.HighThroughput()`: lz4, linger 5ms, 1 MB batches, 100k records / 256 MiB buffer, idempotent, acks=all; `SendAsync` of `Record{Topic, Key, Value}` with one shared callback",
 	"kprod-bytes/reliable":        "`presets.Reliable()`: snappy, linger 5ms, 1 MB batches, 100k records / 64 MiB buffer, idempotent, acks=all; `SendAsync`",
 	"kprod-bytes/low-latency":     "`presets.LowLatency()`: no compression, no linger, 64 KiB batches, 10k records / 16 MiB buffer, idempotent, acks=all; `SendAsync` (latency mode: `Send`)",
+	"kprod-err/high-throughput":   "as kprod-bytes/high-throughput, through `SendAsyncErr`: the callback gets the record's error (nil on success), no `Result`",
+	"kprod-err/reliable":          "as kprod-bytes/reliable, through `SendAsyncErr`",
+	"kprod-err/low-latency":       "as kprod-bytes/low-latency, through `SendAsyncErr`",
 	"kprod-json/high-throughput":  "as kprod-bytes/high-throughput, through `kafkaproducer.NewTyped(p, BytesSerializer{}, JSON[Event]())` `SendAsync` of a struct encoding to ~100 bytes of JSON",
 	"kprod-json/reliable":         "as kprod-bytes/reliable, typed JSON sends",
 	"kprod-json/low-latency":      "as kprod-bytes/low-latency, typed JSON sends",
@@ -132,7 +135,7 @@ func writeReport(run *Run, o options) error {
 	p("- **Latency**: sequential sends, one record at a time, each waited for (kprod `Send`, franz-go `ProduceSync`, sarama `SyncProducer`, kafka-go synchronous `WriteMessages`, confluent `Produce` + delivery channel), timed around the call; %s sends or %s, whichever first. p50/p99 nearest rank.\n", commas(run.Seq), "6 s")
 	p("- **Rounds**: %d rounds; in each, every case runs once, in the same order (interleaved, so a noisy minute hits all cases alike). Tables give the **median** of the rounds, and for throughput the min–max of records/s.\n", roundsIn(run.Results, "throughput"))
 	if run.PairRounds > 0 {
-		p("- **Pairs**: the kprod-to-franz-go targets come from a section of their own: %d rounds, each running franz-go, franz-go+result and kprod-bytes back to back for each preset. A run of the same binary varies by about ±15%% on this machine (CPU per record and records/s move together: the client uses all the CPU it gets), so the ratio is taken within each round and the median of the rounds reported, with their range.\n", run.PairRounds)
+		p("- **Pairs**: the kprod-to-franz-go targets come from a section of their own: %d rounds, each running franz-go, franz-go+result, kprod-bytes and kprod-err back to back for each preset. A run of the same binary varies by about ±15%% on this machine (CPU per record and records/s move together: the client uses all the CPU it gets), so the ratio is taken within each round and the median of the rounds reported, with their range.\n", run.PairRounds)
 	}
 	p("\n")
 
@@ -254,22 +257,24 @@ func targets(b *strings.Builder, as []agg, rs []Result) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("The kprod-to-franz-go rows are the median of the pair section's per-round ratios (range in brackets) where it ran, otherwise ratios of the throughput medians; the others are ratios of medians.\n\n| target | measured | result |\n|---|---|---|\n")
 	for _, preset := range []string{"high-throughput", "reliable", "low-latency"} {
-		k, ok1 := find(as, modeThroughput, "kprod-bytes/"+preset, "")
-		f, ok2 := find(as, modeThroughput, "franz-go/"+preset, "")
-		if !ok1 || !ok2 {
-			continue
+		for _, style := range []struct{ client, name string }{{"kprod-bytes", "kprod bytes `SendAsync`"}, {"kprod-err", "kprod bytes `SendAsyncErr`"}} {
+			k, ok1 := find(as, modeThroughput, style.client+"/"+preset, "")
+			f, ok2 := find(as, modeThroughput, "franz-go/"+preset, "")
+			if !ok1 || !ok2 {
+				continue
+			}
+			rr, cr := k.RecPerSec/f.RecPerSec, k.CPU/f.CPU
+			rateNote := fmt.Sprintf("%.3f× (%s vs %s)", rr, commas(int(k.RecPerSec)), commas(int(f.RecPerSec)))
+			cpuNote := fmt.Sprintf("%.3f× (%.2f vs %.2f µs)", cr, k.CPU, f.CPU)
+			if pr := paired(rs, style.client+"/"+preset, "franz-go/"+preset); pr.N > 0 {
+				rr, cr = pr.Rate, pr.CPU
+				rateNote = fmt.Sprintf("%.3f× [%.2f–%.2f], %d pairs", pr.Rate, pr.RateMin, pr.RateMax, pr.N)
+				cpuNote = fmt.Sprintf("%.3f× [%.2f–%.2f], %d pairs", pr.CPU, pr.CPUMin, pr.CPUMax, pr.N)
+			}
+			p("| %s ≥ 0.97× franz-go records/s (%s) | %s | %s |\n", style.name, preset, rateNote, verdict(rr >= 0.97))
+			p("| %s ≤ 1.05× franz-go CPU/record (%s) | %s | %s |\n", style.name, preset, cpuNote, verdict(cr <= 1.05))
+			p("| %s ≤ franz-go allocs/record + 1 (%s) | %.2f vs %.2f (%+.2f) | %s |\n", style.name, preset, k.Allocs, f.Allocs, k.Allocs-f.Allocs, verdict(k.Allocs-f.Allocs <= 1.0))
 		}
-		rr, cr := k.RecPerSec/f.RecPerSec, k.CPU/f.CPU
-		rateNote := fmt.Sprintf("%.3f× (%s vs %s)", rr, commas(int(k.RecPerSec)), commas(int(f.RecPerSec)))
-		cpuNote := fmt.Sprintf("%.3f× (%.2f vs %.2f µs)", cr, k.CPU, f.CPU)
-		if pr := paired(rs, "kprod-bytes/"+preset, "franz-go/"+preset); pr.N > 0 {
-			rr, cr = pr.Rate, pr.CPU
-			rateNote = fmt.Sprintf("%.3f× [%.2f–%.2f], %d pairs", pr.Rate, pr.RateMin, pr.RateMax, pr.N)
-			cpuNote = fmt.Sprintf("%.3f× [%.2f–%.2f], %d pairs", pr.CPU, pr.CPUMin, pr.CPUMax, pr.N)
-		}
-		p("| kprod bytes ≥ 0.97× franz-go records/s (%s) | %s | %s |\n", preset, rateNote, verdict(rr >= 0.97))
-		p("| kprod bytes ≤ 1.05× franz-go CPU/record (%s) | %s | %s |\n", preset, cpuNote, verdict(cr <= 1.05))
-		p("| kprod bytes ≤ franz-go allocs/record + 1 (%s) | %.2f vs %.2f (%+.2f) | %s |\n", preset, k.Allocs, f.Allocs, k.Allocs-f.Allocs, verdict(k.Allocs-f.Allocs <= 1.0))
 	}
 	if ht, ok := find(as, modeThroughput, "kprod-bytes/high-throughput", ""); ok {
 		// Each competitor's best measured configuration: the fastest of

@@ -1,7 +1,8 @@
 // Package kafkaproducer is kprod's core: a validated configuration, a
 // Producer built on one franz-go client, four ways to send (Send,
-// SendAsync, SendBatch, TrySend) with a Result per record, and one error
-// classifier (Classify) that every other kprod package uses.
+// SendAsync, SendBatch, TrySend) with a Result per record, SendAsyncErr for
+// bulk sends that need only each record's error, and one error classifier
+// (Classify) that every other kprod package uses.
 //
 // Pick a preset, set the brokers, send:
 //
@@ -30,8 +31,8 @@
 // # Concurrency
 //
 // A Producer is safe for concurrent use by any number of goroutines.
-// SendAsync and TrySend callbacks run on franz-go's promise goroutine one
-// at a time and must not block. Hooks run there too for those records, and
+// SendAsync, SendAsyncErr and TrySend callbacks run on franz-go's promise
+// goroutine one at a time and must not block. Hooks run there too for those records, and
 // on the caller's goroutine for Send and SendBatch, so they must be safe
 // for concurrent use. Config values are plain data and may be copied
 // freely.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
@@ -51,6 +52,40 @@ func ExampleProducer_Send() {
 	// order-1 -> orders/0@0
 	// order-2 -> orders/0@1
 	// bad_input true
+}
+
+// SendAsyncErr suits bulk sends where only failures matter: the callback
+// gets each record's error, nil once it is written, and no Result is
+// built.
+func ExampleProducer_SendAsyncErr() {
+	cluster, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
+	defer cluster.Close()
+
+	cfg := presets.HighThroughput()
+	cfg.Brokers = cluster.ListenAddrs()
+	p, err := kafkaproducer.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	var written, failed atomic.Int64
+	for i := range 1000 {
+		rec := kafkaproducer.Record{Topic: "events", Value: fmt.Appendf(nil, "event-%d", i)}
+		if err := p.SendAsyncErr(context.Background(), rec, func(err error) {
+			if err != nil {
+				failed.Add(1) // a *SendError: log it, count it by Classify(err)
+				return
+			}
+			written.Add(1)
+		}); err != nil {
+			fmt.Println("refused:", err)
+		}
+	}
+	if err := p.Close(context.Background()); err != nil { // waits for every callback
+		fmt.Println(err)
+	}
+	fmt.Println(written.Load(), "written,", failed.Load(), "failed")
+	// Output:
+	// 1000 written, 0 failed
 }
 
 func ExampleClassify() {

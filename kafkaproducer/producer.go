@@ -118,7 +118,9 @@ func (p *Producer) Logger() *zap.Logger { return p.log }
 // promise's one cache miss (measured with cachegrind: 0.49 misses a
 // record, now 0.20). The record's Context stays the caller's ctx.
 type pending struct {
-	cb func(Result) // SendAsync and TrySend only
+	// cb is the SendAsync or TrySend callback; with startErrOnly it
+	// holds SendAsyncErr's func(error) instead (errCb).
+	cb func(Result)
 	// start is when the record was sent, in monotonic nanoseconds since
 	// the producer's epoch; startExt marks a pending that heads a
 	// pendingExt.
@@ -126,13 +128,18 @@ type pending struct {
 	kr    kgo.Record
 }
 
-// The bits of pending.start marking a pendingExt, and a typedHead (which
-// is a pendingExt too).
+// The bits of pending.start marking a pendingExt, a typedHead (which is a
+// pendingExt too), and a SendAsyncErr record.
 const (
-	startExt   = int64(1) << 62
-	startTyped = int64(1) << 61
-	startFlags = startExt | startTyped
+	startExt     = int64(1) << 62
+	startTyped   = int64(1) << 61
+	startErrOnly = int64(1) << 60
+	startFlags   = startExt | startTyped | startErrOnly
 )
+
+// errCb returns the func(error) SendAsyncErr stored in cb: both func types
+// are one pointer to the same kind of closure.
+func (pd *pending) errCb() func(error) { return *(*func(error))(unsafe.Pointer(&pd.cb)) }
 
 // pendingExt is a pending with what only some records need: records with
 // an explicit partition, and every SendBatch record. Its record's Context
@@ -433,6 +440,14 @@ func FailedResult(rec Record, err error) Result {
 // (bound once, in New, as p.promise).
 func (p *Producer) deliver(r *kgo.Record, err error) {
 	pd := pendingAt(r)
+	if err == nil && pd.start&startFlags == startErrOnly && len(p.hooks) == 0 {
+		// SendAsyncErr's success: no Result to build.
+		pd.errCb()(nil)
+		if n := p.finished.Add(1); p.closing.Load() {
+			p.drainedAt(n)
+		}
+		return
+	}
 	if err == nil && pd.start&startFlags == 0 && len(p.hooks) == 0 {
 		// The common case, kept to what it needs: this runs on
 		// franz-go's one promise goroutine, which serves every record.
@@ -455,10 +470,13 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 // or extended pending record.
 func (p *Producer) deliverAny(pd *pending, err error) {
 	res := p.complete(pd, err)
-	if pd.start&startTyped != 0 {
+	switch {
+	case pd.start&startTyped != 0:
 		h := (*typedHead)(unsafe.Pointer(pd)) // pending heads typedHead
 		h.deliver(h, res)
-	} else {
+	case pd.start&startErrOnly != 0:
+		pd.errCb()(res.Err)
+	default:
 		pd.cb(res)
 	}
 	p.done() // after the callback: Close waits for callbacks too
@@ -558,7 +576,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 // has not been written yet. Do not pass a request context that ends when
 // your handler returns unless that is what you want.
 func (p *Producer) SendAsync(ctx context.Context, rec Record, cb func(Result)) error {
-	return p.sendAsync(ctx, &rec, cb, true)
+	return p.sendAsync(ctx, &rec, cb, 0, true)
 }
 
 // TrySend is SendAsync without blocking: when the buffer is full it fails
@@ -570,7 +588,25 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 		res := p.refuse(rec, ErrBufferFull)
 		return res.Err
 	}
-	return p.sendAsync(ctx, &rec, cb, false)
+	return p.sendAsync(ctx, &rec, cb, 0, false)
+}
+
+// SendAsyncErr is SendAsync for callers that need only each record's
+// outcome: cb receives nil once the record is acknowledged, or its error
+// (a *SendError, as Result.Err would be). No Result is built for a
+// success, which is what a SendAsync callback costs most of on the
+// producer's busiest goroutine: use it where records go out in bulk and
+// only failures matter, as librdkafka's delivery.report.only.error
+// does. Hooks (metrics) still see every record's Result. Everything
+// else is as SendAsync: it blocks while the buffer is full, as long as
+// ctx allows; it returns an error only when it refuses the record
+// outright, and cb is then not called; otherwise cb is called exactly
+// once, on franz-go's promise goroutine, and must not block.
+func (p *Producer) SendAsyncErr(ctx context.Context, rec Record, cb func(error)) error {
+	if cb == nil {
+		cb = func(error) {}
+	}
+	return p.sendAsync(ctx, &rec, *(*func(Result))(unsafe.Pointer(&cb)), startErrOnly, true)
 }
 
 func (p *Producer) bufferFull(rec *Record) bool {
@@ -591,13 +627,14 @@ func (p *Producer) bufferFull(rec *Record) bool {
 	return false
 }
 
-// sendAsync is SendAsync and TrySend. The common record (a topic, no
+// sendAsync is SendAsync, TrySend and SendAsyncErr (flags is
+// startErrOnly, cb its func(error)). The common record (a topic, no
 // partition, no timestamp) takes a path written out in this one function:
 // it runs for every record, and the calls of the general path cost more
 // than what they do here.
-func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), block bool) error {
+func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), flags int64, block bool) error {
 	if rec.Topic == "" || rec.PartitionSet || !rec.Timestamp.IsZero() || p.manual {
-		return p.sendAsyncChecked(ctx, rec, cb, block)
+		return p.sendAsyncChecked(ctx, rec, cb, flags, block)
 	}
 	p.sent.Add(1) // begin, written out
 	if p.closing.Load() {
@@ -613,7 +650,7 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	start, now := p.clock.now() // the send time, and the record's timestamp (see fill)
 	pd := &pending{
 		kr: kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: now, Partition: -1, Context: ctx},
-		cb: cb, start: start,
+		cb: cb, start: start | flags,
 	}
 	if block { // produce, written out
 		p.cl.Produce(ctx, &pd.kr, p.promise)
@@ -624,7 +661,7 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 }
 
 // sendAsyncChecked is sendAsync for any record.
-func (p *Producer) sendAsyncChecked(ctx context.Context, rec *Record, cb func(Result), block bool) error {
+func (p *Producer) sendAsyncChecked(ctx context.Context, rec *Record, cb func(Result), flags int64, block bool) error {
 	if err := p.check(rec); err != nil {
 		return p.refuse(*rec, err).Err
 	}
@@ -636,6 +673,7 @@ func (p *Producer) sendAsyncChecked(ctx context.Context, rec *Record, cb func(Re
 		cb = func(Result) {}
 	}
 	pd.cb = cb
+	pd.start |= flags
 	p.produce(ctx, pd, block)
 	return nil
 }

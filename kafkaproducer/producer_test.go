@@ -534,3 +534,139 @@ func TestNilContext(t *testing.T) {
 		t.Fatalf("typed SendAsync: %v", err)
 	}
 }
+
+// countHook counts the Results a Producer's hooks see.
+type countHook struct{ ok, failed atomic.Int64 }
+
+func (h *countHook) OnRecordDone(r kafkaproducer.Result) {
+	if r.Err != nil {
+		h.failed.Add(1)
+	} else {
+		h.ok.Add(1)
+	}
+}
+
+// TestSendAsyncErr: every record's callback gets nil once it is written,
+// a failure gets the *SendError a Result would carry, refusals return at
+// the call, hooks still see every Result, and Close waits for the
+// callbacks.
+func TestSendAsyncErr(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	hook := &countHook{}
+	cfg := presets.HighThroughput()
+	cfg.Hooks = []kafkaproducer.Hook{hook}
+	cfg.Brokers = c.ListenAddrs()
+	p, err := kafkaproducer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testkit.Ctx(t, 30*time.Second)
+	const plain, pinned = 300, 30
+	var ok, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	cb := func(err error) {
+		if err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, &err)
+			return
+		}
+		ok.Add(1)
+	}
+	for i := range plain {
+		if err := p.SendAsyncErr(ctx, rec("orders", i), cb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range pinned {
+		if err := p.SendAsyncErr(ctx, rec("orders", plain+i).AtPartition(1), cb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A partition the topic does not have fails through the callback.
+	if err := p.SendAsyncErr(ctx, kafkaproducer.Record{Topic: "orders", Value: []byte("x")}.AtPartition(9), cb); err != nil {
+		t.Fatal(err)
+	}
+	// Refused outright: returned, the callback is not called.
+	if err := p.SendAsyncErr(ctx, kafkaproducer.Record{Value: []byte("x")}, func(error) { t.Error("callback for a refused record") }); !errors.Is(err, kafkaproducer.ErrNoTopic) {
+		t.Fatalf("no topic: %v", err)
+	}
+	if err := p.SendAsyncErr(ctx, rec("orders", -1), nil); err != nil { // a nil callback is allowed
+		t.Fatal(err)
+	}
+	if err := p.Flush(ctx); err != nil { // the failure is not Close's to report
+		t.Fatal(err)
+	}
+	const late = 50
+	for i := range late {
+		if err := p.SendAsyncErr(ctx, rec("orders", plain+pinned+i), cb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Close waited for every callback.
+	if ok.Load() != plain+pinned+late || failed.Load() != 1 {
+		t.Fatalf("after Close: %d succeeded, %d failed; want %d and 1", ok.Load(), failed.Load(), plain+pinned+late)
+	}
+	var se *kafkaproducer.SendError
+	if err := *firstErr.Load(); !errors.As(err, &se) || !errors.Is(err, kafkaproducer.ErrBadPartition) || se.Class != kafkaproducer.ClassBadInput || se.Partition != 9 {
+		t.Fatalf("the failure: %v (%+v)", err, se)
+	}
+	if want := int64(plain + pinned + late + 1); hook.ok.Load() != want || hook.failed.Load() != 2 { // +1 nil callback; +1 refusal
+		t.Fatalf("hooks saw %d successes and %d failures, want %d and 2", hook.ok.Load(), hook.failed.Load(), want)
+	}
+	if err := p.SendAsyncErr(ctx, rec("orders", 0), cb); !errors.Is(err, kafkaproducer.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+
+	got := testkit.ConsumeAll(t, c.ListenAddrs(), "orders", 20*time.Second)
+	if len(got) != plain+pinned+late+1 {
+		t.Fatalf("read %d records, want %d", len(got), plain+pinned+late+1)
+	}
+	seen := map[string]int32{}
+	for _, r := range got {
+		seen[string(r.Value)] = r.Partition
+	}
+	for i := range pinned {
+		v := fmt.Sprintf("value-%d", plain+i)
+		if part, ok := seen[v]; !ok || part != 1 {
+			t.Fatalf("pinned record %s: on partition %d (read %v)", v, part, ok)
+		}
+	}
+}
+
+// TestSendAsyncErrAllocatesNoMore: SendAsyncErr allocates no more per
+// record than SendAsync.
+func TestSendAsyncErrAllocatesNoMore(t *testing.T) {
+	p := testkit.Producer(t, testkit.Cluster(t, []string{"allocs"}), presets.HighThroughput())
+	ctx := testkit.Ctx(t, 60*time.Second)
+	key, value := []byte("customer-42"), []byte("a value of some bytes")
+	var wg sync.WaitGroup
+	resultCB := func(kafkaproducer.Result) { wg.Done() }
+	errCB := func(error) { wg.Done() }
+	const n = 2000
+	measure := func(send func() error) float64 {
+		return testing.AllocsPerRun(5, func() {
+			wg.Add(n)
+			for range n {
+				if err := send(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wg.Wait()
+		}) / n
+	}
+	withResult := func() error {
+		return p.SendAsync(ctx, kafkaproducer.Record{Topic: "allocs", Key: key, Value: value}, resultCB)
+	}
+	withErr := func() error {
+		return p.SendAsyncErr(ctx, kafkaproducer.Record{Topic: "allocs", Key: key, Value: value}, errCB)
+	}
+	measure(withResult) // warm up
+	r, e := measure(withResult), measure(withErr)
+	t.Logf("allocations per record: SendAsync %.2f, SendAsyncErr %.2f", r, e)
+	if e > r+0.25 {
+		t.Errorf("SendAsyncErr allocates %.2f per record, SendAsync %.2f", e, r)
+	}
+}

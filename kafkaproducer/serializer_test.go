@@ -78,10 +78,11 @@ func BenchmarkSerializers(b *testing.B) {
 	}...)
 }
 
-// BenchmarkSendBytesVsTyped compares a bytes SendAsync with typed
-// SendAsyncs of the same record (string key, JSON value) through one
-// producer to an in-process kfake broker. The difference per op is what
-// typing costs: the encoding and handing the typed record to the callback.
+// BenchmarkSendBytesVsTyped compares a bytes SendAsync (and SendAsyncErr,
+// which builds no Result) with typed SendAsyncs of the same record
+// (string key, JSON value) through one producer to an in-process kfake
+// broker. The difference per op is what typing costs: the encoding and
+// handing the typed record to the callback.
 func BenchmarkSendBytesVsTyped(b *testing.B) {
 	p := testkit.Producer(b, testkit.Cluster(b, []string{"bench"}), presets.HighThroughput())
 	order := typedOrder{ID: "order-000123", Amount: 129900, Items: []string{"sku-1", "sku-2", "sku-3"}}
@@ -108,6 +109,12 @@ func BenchmarkSendBytesVsTyped(b *testing.B) {
 		run(b, func(i int, done func()) error {
 			return p.SendAsync(ctx, kafkaproducer.Record{Topic: "bench", Key: []byte("customer-42"), Value: payload, Headers: hdrs},
 				func(kafkaproducer.Result) { done() })
+		})
+	})
+	b.Run("bytes-err", func(b *testing.B) { // SendAsyncErr: no Result
+		run(b, func(i int, done func()) error {
+			return p.SendAsyncErr(ctx, kafkaproducer.Record{Topic: "bench", Key: []byte("customer-42"), Value: payload, Headers: hdrs},
+				func(error) { done() })
 		})
 	})
 	b.Run("typed-bytes", func(b *testing.B) {
