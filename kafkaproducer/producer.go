@@ -603,10 +603,23 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 // outright, and cb is then not called; otherwise cb is called exactly
 // once, on franz-go's promise goroutine, and must not block.
 func (p *Producer) SendAsyncErr(ctx context.Context, rec Record, cb func(error)) error {
-	if cb == nil {
-		cb = func(error) {}
-	}
 	return p.sendAsync(ctx, &rec, *(*func(Result))(unsafe.Pointer(&cb)), startErrOnly, true)
+}
+
+// The callbacks a nil cb stands for; nopErr is stored as pending.cb is
+// (errCb).
+var (
+	nopResult = func(Result) {}
+	nopErr    = func(error) {}
+)
+
+// nopCallback is the callback a nil cb of a send with these flags stands
+// for.
+func nopCallback(flags int64) func(Result) {
+	if flags&startErrOnly != 0 {
+		return *(*func(Result))(unsafe.Pointer(&nopErr))
+	}
+	return nopResult
 }
 
 func (p *Producer) bufferFull(rec *Record) bool {
@@ -645,7 +658,7 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 		ctx = context.Background()
 	}
 	if cb == nil {
-		cb = func(Result) {}
+		cb = nopCallback(flags)
 	}
 	start, now := p.clock.now() // the send time, and the record's timestamp (see fill)
 	pd := &pending{
@@ -670,7 +683,7 @@ func (p *Producer) sendAsyncChecked(ctx context.Context, rec *Record, cb func(Re
 	}
 	pd := p.newPending(ctx, rec)
 	if cb == nil {
-		cb = func(Result) {}
+		cb = nopCallback(flags)
 	}
 	pd.cb = cb
 	pd.start |= flags
