@@ -645,18 +645,7 @@ func TestSendAsyncErrAllocatesNoMore(t *testing.T) {
 	var wg sync.WaitGroup
 	resultCB := func(kafkaproducer.Result) { wg.Done() }
 	errCB := func(error) { wg.Done() }
-	const n = 2000
-	measure := func(send func() error) float64 {
-		return testing.AllocsPerRun(5, func() {
-			wg.Add(n)
-			for range n {
-				if err := send(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			wg.Wait()
-		}) / n
-	}
+	measure := func(send func() error) float64 { return allocsPerSend(t, &wg, send) }
 	withResult := func() error {
 		return p.SendAsync(ctx, kafkaproducer.Record{Topic: "allocs", Key: key, Value: value}, resultCB)
 	}
@@ -669,4 +658,19 @@ func TestSendAsyncErrAllocatesNoMore(t *testing.T) {
 	if e > r+0.25 {
 		t.Errorf("SendAsyncErr allocates %.2f per record, SendAsync %.2f", e, r)
 	}
+}
+
+// allocsPerSend is the allocations per call of send, over rounds of 2000
+// calls each waited for through wg (send's callback calls wg.Done).
+func allocsPerSend(t *testing.T, wg *sync.WaitGroup, send func() error) float64 {
+	const n = 2000
+	return testing.AllocsPerRun(5, func() {
+		wg.Add(n)
+		for range n {
+			if err := send(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wg.Wait()
+	}) / n
 }

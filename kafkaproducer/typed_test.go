@@ -530,18 +530,7 @@ func TestTypedSendAddsNoAllocations(t *testing.T) {
 	var wg sync.WaitGroup
 	bytesCB := func(kafkaproducer.Result) { wg.Done() }
 	typedCB := func(kafkaproducer.TypedResult[[]byte, []byte]) { wg.Done() }
-	const n = 2000
-	measure := func(send func() error) float64 {
-		return testing.AllocsPerRun(5, func() {
-			wg.Add(n)
-			for range n {
-				if err := send(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			wg.Wait()
-		}) / n
-	}
+	measure := func(send func() error) float64 { return allocsPerSend(t, &wg, send) }
 	sendBytes := func() error {
 		return p.SendAsync(ctx, kafkaproducer.Record{Topic: "allocs", Key: key, Value: value}, bytesCB)
 	}
