@@ -123,6 +123,7 @@ type Producer struct {
 
 	state   atomic.Int32 // gobreaker.State
 	stateCh chan struct{}
+	counts  closedCounts // the breaker's closed-state counts (breaker.go)
 
 	closeMu  sync.RWMutex
 	closed   bool
@@ -211,35 +212,27 @@ func New(p *kafkaproducer.Producer, cfg Config) (*Producer, error) {
 		}
 	}
 	if !cfg.Breaker.Disable {
+		d.counts.epoch.Store(1) // a ticket's epoch 0 means none
 		b := cfg.Breaker
 		d.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 			Name:        "kprod",
 			MaxRequests: b.HalfOpenProbes,
 			Interval:    b.Interval,
 			Timeout:     b.OpenTimeout,
-			ReadyToTrip: func(c gobreaker.Counts) bool {
-				if c.ConsecutiveFailures >= b.ConsecutiveFailures {
-					return true
-				}
-				return b.FailureRatio <= 1 && c.Requests >= b.MinRequests &&
-					float64(c.TotalFailures) >= b.FailureRatio*float64(c.Requests)
-			},
+			// On dlq's closed-state counts, not gobreaker's: while
+			// closed, successes do not go through gobreaker.
+			ReadyToTrip: func(gobreaker.Counts) bool { return d.counts.readyToTrip(b) },
 			// Runs under gobreaker's mutex: only record the state and
 			// nudge the supervisor, which calls the observer.
 			OnStateChange: func(_ string, _, to gobreaker.State) {
+				d.counts.reset()
 				d.state.Store(int32(to))
 				select {
 				case d.stateCh <- struct{}{}:
 				default:
 				}
 			},
-			IsExcluded: func(err error) bool {
-				switch kafkaproducer.Classify(err) {
-				case kafkaproducer.ClassBadInput, kafkaproducer.ClassAuthorization, kafkaproducer.ClassCanceled:
-					return true // the record's or the caller's doing, not the cluster's
-				}
-				return false
-			},
+			IsExcluded: breakerExcluded,
 		})
 	}
 	d.supCtx, d.supCancel = context.WithCancel(context.Background())
@@ -304,29 +297,16 @@ func (d *Producer) begin() error {
 }
 
 // admit decides whether a record may go to Kafka now. It returns the
-// breaker's completion func (nil without a breaker) or the reason to
-// bypass Kafka (ErrCircuitOpen, or spoolFirst under StrictOrder).
-func (d *Producer) admit() (func(error), error) {
+// breaker's ticket, to report the outcome with, or the reason to bypass
+// Kafka (ErrCircuitOpen, or spoolFirst under StrictOrder).
+func (d *Producer) admit() (ticket, error) {
 	if d.cfg.StrictOrder && d.sp.Len() > 0 {
-		return nil, errSpoolFirst
+		return ticket{}, errSpoolFirst
 	}
-	if d.cb == nil {
-		return nil, nil
-	}
-	done, err := d.cb.Allow()
-	if err != nil {
-		return nil, ErrCircuitOpen
-	}
-	return done, nil
+	return d.admitBreaker()
 }
 
 var errSpoolFirst = errors.New("kprod: spool not empty and StrictOrder set: record queued behind it")
-
-func report(done func(error), err error) {
-	if done != nil {
-		done(err)
-	}
-}
 
 // bypassItem is a record that does not go to Kafka now (open breaker,
 // or queued behind the spool): a refusal of class ClassRetriable.
@@ -441,7 +421,7 @@ func (d *Producer) Send(ctx context.Context, rec kafkaproducer.Record) (Result, 
 		res := d.refusedResult(d.p.Refuse(rec, err), id)
 		return res, res.Err
 	}
-	done, why := d.admit()
+	t, why := d.admit()
 	if why != nil {
 		if why == ErrCircuitOpen && d.cfg.WhenOpen == OpenFailFast {
 			return d.failFast(rec, id)
@@ -450,7 +430,7 @@ func (d *Producer) Send(ctx context.Context, rec kafkaproducer.Record) (Result, 
 		return res, res.Err
 	}
 	r, err := d.p.Send(ctx, rec)
-	report(done, err)
+	d.report(t, err)
 	if err == nil {
 		return d.deliveredResult(r, id), nil
 	}
@@ -496,7 +476,7 @@ func (d *Producer) SendBatch(ctx context.Context, recs []kafkaproducer.Record) [
 	ids := make([][16]byte, len(recs))
 	var toKafka []kafkaproducer.Record
 	var kIdx []int
-	var dones []func(error)
+	var tickets []ticket
 	var routed []*item
 	var rIdx []int
 	for i := range recs {
@@ -506,7 +486,7 @@ func (d *Producer) SendBatch(ctx context.Context, recs []kafkaproducer.Record) [
 			out[i] = d.refusedResult(d.p.Refuse(rec, err), id)
 			continue
 		}
-		done, why := d.admit()
+		t, why := d.admit()
 		if why != nil {
 			if why == ErrCircuitOpen && d.cfg.WhenOpen == OpenFailFast {
 				out[i], _ = d.failFast(rec, id)
@@ -518,11 +498,11 @@ func (d *Producer) SendBatch(ctx context.Context, recs []kafkaproducer.Record) [
 		}
 		toKafka = append(toKafka, rec)
 		kIdx = append(kIdx, i)
-		dones = append(dones, done)
+		tickets = append(tickets, t)
 	}
 	if len(toKafka) > 0 {
 		for j, r := range d.p.SendBatch(ctx, toKafka) {
-			report(dones[j], r.Err)
+			d.report(tickets[j], r.Err)
 			i := kIdx[j]
 			if r.Err == nil {
 				out[i] = d.deliveredResult(r, ids[i])
@@ -592,7 +572,7 @@ func (d *Producer) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb f
 		d.finish()
 		return d.refusedResult(d.p.Refuse(rec, err), id).Err
 	}
-	done, why := d.admit()
+	t, why := d.admit()
 	if why != nil {
 		if why == ErrCircuitOpen && d.cfg.WhenOpen == OpenFailFast {
 			d.finish()
@@ -605,7 +585,7 @@ func (d *Producer) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb f
 		return nil
 	}
 	err := d.p.SendAsync(ctx, rec, func(r kafkaproducer.Result) {
-		report(done, r.Err)
+		d.report(t, r.Err)
 		if r.Err == nil {
 			res := d.deliveredResult(r, id)
 			cb(res)
@@ -622,7 +602,7 @@ func (d *Producer) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb f
 		d.enqueue(it)
 	})
 	if err != nil {
-		report(done, err)
+		d.report(t, err)
 		d.finish()
 		d.failed.Add(1)
 		return err
@@ -892,6 +872,13 @@ func (d *Producer) supervise() {
 	}
 	replay := time.NewTicker(d.cfg.Replay.Interval)
 	defer replay.Stop()
+	var windowC <-chan time.Time
+	if d.cb != nil {
+		// The closed-state window of the breaker's counts (breaker.go).
+		t := time.NewTicker(d.cfg.Breaker.Interval)
+		defer t.Stop()
+		windowC = t.C
+	}
 	last := "closed"
 	for {
 		select {
@@ -906,6 +893,10 @@ func (d *Producer) supervise() {
 			}
 			if s == "closed" {
 				d.autoReplay()
+			}
+		case <-windowC:
+			if gobreaker.State(d.state.Load()) == gobreaker.StateClosed {
+				d.counts.reset()
 			}
 		case <-pingC:
 			d.ping()
@@ -928,8 +919,12 @@ func (d *Producer) ping() {
 	if d.supCtx.Err() != nil {
 		return
 	}
-	if err == nil && state == gobreaker.StateClosed {
-		return // a ping does not vouch for produce; only failures count
+	if state == gobreaker.StateClosed {
+		if err != nil { // a ping does not vouch for produce; only failures count
+			d.counts.requests.Add(1)
+			d.closedOutcome(fmt.Errorf("%w: %w", errUnreachable, err))
+		}
+		return
 	}
 	done, aerr := d.cb.Allow()
 	if aerr != nil {

@@ -1,0 +1,124 @@
+package dlq_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kprod/kprod/dlq"
+	"github.com/kprod/kprod/internal/testkit"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// sendAll sends failing records to partition 0 and healthy ones to
+// partition 1, alternating while there are both, and waits for every
+// outcome.
+func sendAll(t *testing.T, d *dlq.Producer, failing, healthy int) {
+	t.Helper()
+	ctx := testkit.Ctx(t, 30*time.Second)
+	var wg sync.WaitGroup
+	f, h := 0, 0
+	for i := range failing + healthy {
+		r := rec("orders", i).AtPartition(1)
+		if f < failing && (h >= healthy || i%2 == 0) {
+			r = r.AtPartition(0)
+			f++
+		} else {
+			h++
+		}
+		wg.Add(1)
+		if err := d.SendAsync(ctx, r, func(dlq.Result) { wg.Done() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// TestBreakerFailureRatio: with the consecutive-failures rule out of
+// reach, the breaker opens when at least FailureRatio of the sends in
+// Interval failed (the successes counted too), and not below it. The
+// failures are delivery timeouts from a partition whose produce requests
+// time out.
+func TestBreakerFailureRatio(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		failing, healthy int
+		want             string
+	}{
+		{"half the sends fail", 10, 10, "open"},
+		{"a quarter fail", 5, 15, "closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBroker(t, "orders")
+			b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{0}, Err: kerr.RequestTimedOut, Count: -1})
+			d := newDLQ(t, outageConfig(b.addrs()), dlq.Config{
+				SpoolDir: t.TempDir() + "/spool",
+				Replay:   dlq.ReplayConfig{Disable: true},
+				Breaker: dlq.BreakerConfig{
+					ConsecutiveFailures: 1000, FailureRatio: 0.5, MinRequests: 20,
+					Interval: time.Minute, OpenTimeout: time.Minute, PingInterval: -1,
+				},
+			})
+			sendAll(t, d, tc.failing, tc.healthy)
+			if got := d.BreakerState(); got != tc.want {
+				t.Fatalf("breaker %s after %d failed and %d delivered sends, want %s", got, tc.failing, tc.healthy, tc.want)
+			}
+			st := d.Stats()
+			if st.Delivered != int64(tc.healthy) || st.Spooled+st.DeadLettered != int64(tc.failing) {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestBreakerSuccessResetsConsecutive: failures separated by successes
+// never make ConsecutiveFailures in a row; the same number in a row does.
+func TestBreakerSuccessResetsConsecutive(t *testing.T) {
+	b := newBroker(t, "orders")
+	b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{0}, Err: kerr.RequestTimedOut, Count: -1})
+	pcfg := outageConfig(b.addrs())
+	pcfg.RequestTimeout, pcfg.DeliveryTimeout = 500*time.Millisecond, time.Second
+	d := newDLQ(t, pcfg, dlq.Config{
+		SpoolDir: t.TempDir() + "/spool",
+		Replay:   dlq.ReplayConfig{Disable: true},
+		Breaker:  dlq.BreakerConfig{ConsecutiveFailures: 3, FailureRatio: 2, OpenTimeout: time.Minute, PingInterval: -1},
+	})
+	ctx := testkit.Ctx(t, 30*time.Second)
+	for i := range 3 { // failure, success, failure, success, failure, success
+		if _, err := d.Send(ctx, rec("orders", 2*i).AtPartition(0)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Send(ctx, rec("orders", 2*i+1).AtPartition(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := d.BreakerState(); got != "closed" {
+		t.Fatalf("breaker %s after failures each followed by a success", got)
+	}
+	sendAll(t, d, 3, 0)
+	if got := d.BreakerState(); got != "open" {
+		t.Fatalf("breaker %s after 3 failures in a row", got)
+	}
+}
+
+// TestBreakerIgnoresBadInput: records the broker refuses as too large are
+// the record's fault, not the cluster's: any number of them leaves the
+// breaker closed.
+func TestBreakerIgnoresBadInput(t *testing.T) {
+	b := newBroker(t, "orders")
+	b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{0}, Err: kerr.MessageTooLarge, Count: -1})
+	d := newDLQ(t, outageConfig(b.addrs()), dlq.Config{
+		SpoolDir: t.TempDir() + "/spool",
+		Replay:   dlq.ReplayConfig{Disable: true},
+		Breaker:  dlq.BreakerConfig{ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 5, OpenTimeout: time.Minute, PingInterval: -1},
+	})
+	sendAll(t, d, 10, 0)
+	if got := d.BreakerState(); got != "closed" {
+		t.Fatalf("breaker %s after 10 records refused as too large", got)
+	}
+	if st := d.Stats(); st.DeadLettered+st.Spooled+st.Failed != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+}
