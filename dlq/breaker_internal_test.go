@@ -1,18 +1,17 @@
 package dlq
 
-import "testing"
+import (
+	"context"
+	"testing"
+	"time"
 
-// TestClosedCountsReadyToTrip: the consecutive-failures rule, the ratio
-// rule once MinRequests were made, a ratio above 1 turning that rule off,
-// and a reset starting a new epoch with zero counts.
-func TestClosedCountsReadyToTrip(t *testing.T) {
+	"github.com/sony/gobreaker/v2"
+)
+
+// TestWindowReadyToTrip: the consecutive-failures rule, the ratio rule
+// once MinRequests were made, and a ratio above 1 turning that rule off.
+func TestWindowReadyToTrip(t *testing.T) {
 	b := BreakerConfig{ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 10}
-	set := func(c *closedCounts, req, fail, cons int64) {
-		c.requests.Store(req)
-		c.failures.Store(fail)
-		c.consecutive.Store(cons)
-	}
-	var c closedCounts
 	for _, tc := range []struct {
 		name            string
 		req, fail, cons int64
@@ -27,15 +26,53 @@ func TestClosedCountsReadyToTrip(t *testing.T) {
 		{"ratio rule off", 100, 90, 1, 1.5, false},
 		{"every send, ratio 1", 10, 10, 2, 1, true},
 	} {
-		set(&c, tc.req, tc.fail, tc.cons)
+		var w window
+		w.requests.Store(tc.req)
+		w.failures.Store(tc.fail)
+		w.consecutive.Store(tc.cons)
 		b.FailureRatio = tc.ratio
-		if got := c.readyToTrip(b); got != tc.want {
+		if got := w.readyToTrip(b); got != tc.want {
 			t.Errorf("%s: readyToTrip = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	e := c.epoch.Load()
-	c.reset()
-	if c.epoch.Load() != e+1 || c.requests.Load() != 0 || c.failures.Load() != 0 || c.consecutive.Load() != 0 {
-		t.Fatalf("after reset: epoch %d (was %d), counts %d %d %d", c.epoch.Load(), e, c.requests.Load(), c.failures.Load(), c.consecutive.Load())
+}
+
+// TestWindows: while the breaker is closed a new window starts every
+// Interval; while it is open none does; a state change starts one at once
+// and restarts the Interval from there.
+func TestWindows(t *testing.T) {
+	d := &Producer{windowCh: make(chan struct{}, 1), winDone: make(chan struct{})}
+	d.cfg.Breaker.Interval = 50 * time.Millisecond
+	d.window.Store(new(window))
+	d.supCtx, d.supCancel = context.WithCancel(context.Background())
+	go d.windows()
+	defer func() { d.supCancel(); <-d.winDone }()
+
+	first := d.window.Load()
+	waitNew := func(old *window, what string) *window {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for d.window.Load() == old {
+			if time.Now().After(deadline) {
+				t.Fatalf("no new window %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return d.window.Load()
 	}
+	second := waitNew(first, "after an Interval while closed")
+
+	d.state.Store(int32(gobreaker.StateOpen))
+	d.newWindow() // what OnStateChange does
+	third := d.window.Load()
+	if third == second {
+		t.Fatal("a state change did not start a new window")
+	}
+	time.Sleep(200 * time.Millisecond) // four Intervals
+	if d.window.Load() != third {
+		t.Fatal("a new window started while the breaker was open")
+	}
+	d.state.Store(int32(gobreaker.StateClosed))
+	d.newWindow()
+	waitNew(d.window.Load(), "after an Interval once closed again")
 }

@@ -12,28 +12,34 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// sendAll sends failing records to partition 0 and healthy ones to
-// partition 1, alternating while there are both, and waits for every
-// outcome.
-func sendAll(t *testing.T, d *dlq.Producer, failing, healthy int) {
+// sendAll sends failing records to partition 0, refused ones (too large)
+// to partition 2 and healthy ones to partition 1, taking turns while
+// there are several kinds left, and waits for every outcome.
+func sendAll(t *testing.T, d *dlq.Producer, failing, refused, healthy int) {
 	t.Helper()
 	ctx := testkit.Ctx(t, 30*time.Second)
 	var wg sync.WaitGroup
-	f, h := 0, 0
-	for i := range failing + healthy {
-		r := rec("orders", i).AtPartition(1)
-		if f < failing && (h >= healthy || i%2 == 0) {
-			r = r.AtPartition(0)
-			f++
-		} else {
-			h++
+	left := []int{failing, healthy, refused} // by partition
+	for i, k := 0, 0; left[0]+left[1]+left[2] > 0; k++ {
+		part := k % 3
+		if left[part] == 0 {
+			continue
 		}
+		left[part]--
 		wg.Add(1)
-		if err := d.SendAsync(ctx, r, func(dlq.Result) { wg.Done() }); err != nil {
+		if err := d.SendAsync(ctx, rec("orders", i).AtPartition(int32(part)), func(dlq.Result) { wg.Done() }); err != nil {
 			t.Fatal(err)
 		}
+		i++
 	}
 	wg.Wait()
+}
+
+// faults makes partition 0's produce requests time out and partition 2's
+// records too large, for good.
+func faults(b *broker) {
+	b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{0}, Err: kerr.RequestTimedOut, Count: -1})
+	b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{2}, Err: kerr.MessageTooLarge, Count: -1})
 }
 
 // TestBreakerFailureRatio: with the consecutive-failures rule out of
@@ -43,16 +49,19 @@ func sendAll(t *testing.T, d *dlq.Producer, failing, healthy int) {
 // time out.
 func TestBreakerFailureRatio(t *testing.T) {
 	for _, tc := range []struct {
-		name             string
-		failing, healthy int
-		want             string
+		name                      string
+		failing, refused, healthy int
+		want                      string
 	}{
-		{"half the sends fail", 10, 10, "open"},
-		{"a quarter fail", 5, 15, "closed"},
+		{"half the sends fail", 10, 0, 10, "open"},
+		{"a quarter fail", 5, 0, 15, "closed"},
+		// Refused records count as sends, not as failures, as
+		// gobreaker's exclusions do: 10 of 40.
+		{"a quarter fail, half the rest are refused", 10, 20, 10, "closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBroker(t, "orders")
-			b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{0}, Err: kerr.RequestTimedOut, Count: -1})
+			faults(b)
 			d := newDLQ(t, outageConfig(b.addrs()), dlq.Config{
 				SpoolDir: t.TempDir() + "/spool",
 				Replay:   dlq.ReplayConfig{Disable: true},
@@ -61,12 +70,12 @@ func TestBreakerFailureRatio(t *testing.T) {
 					Interval: time.Minute, OpenTimeout: time.Minute, PingInterval: -1,
 				},
 			})
-			sendAll(t, d, tc.failing, tc.healthy)
+			sendAll(t, d, tc.failing, tc.refused, tc.healthy)
 			if got := d.BreakerState(); got != tc.want {
-				t.Fatalf("breaker %s after %d failed and %d delivered sends, want %s", got, tc.failing, tc.healthy, tc.want)
+				t.Fatalf("breaker %s after %d failed, %d refused and %d delivered sends, want %s", got, tc.failing, tc.refused, tc.healthy, tc.want)
 			}
 			st := d.Stats()
-			if st.Delivered != int64(tc.healthy) || st.Spooled+st.DeadLettered != int64(tc.failing) {
+			if st.Delivered != int64(tc.healthy) || st.Spooled+st.DeadLettered+st.Failed != int64(tc.failing+tc.refused) {
 				t.Fatalf("stats %+v", st)
 			}
 		})
@@ -77,7 +86,7 @@ func TestBreakerFailureRatio(t *testing.T) {
 // never make ConsecutiveFailures in a row; the same number in a row does.
 func TestBreakerSuccessResetsConsecutive(t *testing.T) {
 	b := newBroker(t, "orders")
-	b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{0}, Err: kerr.RequestTimedOut, Count: -1})
+	faults(b)
 	pcfg := outageConfig(b.addrs())
 	pcfg.RequestTimeout, pcfg.DeliveryTimeout = 500*time.Millisecond, time.Second
 	d := newDLQ(t, pcfg, dlq.Config{
@@ -97,7 +106,7 @@ func TestBreakerSuccessResetsConsecutive(t *testing.T) {
 	if got := d.BreakerState(); got != "closed" {
 		t.Fatalf("breaker %s after failures each followed by a success", got)
 	}
-	sendAll(t, d, 3, 0)
+	sendAll(t, d, 3, 0, 0)
 	if got := d.BreakerState(); got != "open" {
 		t.Fatalf("breaker %s after 3 failures in a row", got)
 	}
@@ -108,13 +117,13 @@ func TestBreakerSuccessResetsConsecutive(t *testing.T) {
 // breaker closed.
 func TestBreakerIgnoresBadInput(t *testing.T) {
 	b := newBroker(t, "orders")
-	b.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{0}, Err: kerr.MessageTooLarge, Count: -1})
+	faults(b)
 	d := newDLQ(t, outageConfig(b.addrs()), dlq.Config{
 		SpoolDir: t.TempDir() + "/spool",
 		Replay:   dlq.ReplayConfig{Disable: true},
 		Breaker:  dlq.BreakerConfig{ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 5, OpenTimeout: time.Minute, PingInterval: -1},
 	})
-	sendAll(t, d, 10, 0)
+	sendAll(t, d, 0, 10, 0)
 	if got := d.BreakerState(); got != "closed" {
 		t.Fatalf("breaker %s after 10 records refused as too large", got)
 	}

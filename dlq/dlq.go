@@ -123,7 +123,11 @@ type Producer struct {
 
 	state   atomic.Int32 // gobreaker.State
 	stateCh chan struct{}
-	counts  closedCounts // the breaker's closed-state counts (breaker.go)
+	// window holds the breaker's closed-state counts (breaker.go);
+	// windowCh restarts its Interval, winDone ends the windows goroutine.
+	window   atomic.Pointer[window]
+	windowCh chan struct{}
+	winDone  chan struct{}
 
 	closeMu  sync.RWMutex
 	closed   bool
@@ -212,7 +216,8 @@ func New(p *kafkaproducer.Producer, cfg Config) (*Producer, error) {
 		}
 	}
 	if !cfg.Breaker.Disable {
-		d.counts.epoch.Store(1) // a ticket's epoch 0 means none
+		d.window.Store(new(window))
+		d.windowCh = make(chan struct{}, 1)
 		b := cfg.Breaker
 		d.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 			Name:        "kprod",
@@ -221,12 +226,12 @@ func New(p *kafkaproducer.Producer, cfg Config) (*Producer, error) {
 			Timeout:     b.OpenTimeout,
 			// On dlq's closed-state counts, not gobreaker's: while
 			// closed, successes do not go through gobreaker.
-			ReadyToTrip: func(gobreaker.Counts) bool { return d.counts.readyToTrip(b) },
+			ReadyToTrip: func(gobreaker.Counts) bool { return d.window.Load().readyToTrip(b) },
 			// Runs under gobreaker's mutex: only record the state and
 			// nudge the supervisor, which calls the observer.
 			OnStateChange: func(_ string, _, to gobreaker.State) {
-				d.counts.reset()
 				d.state.Store(int32(to))
+				d.newWindow()
 				select {
 				case d.stateCh <- struct{}{}:
 				default:
@@ -236,8 +241,14 @@ func New(p *kafkaproducer.Producer, cfg Config) (*Producer, error) {
 		})
 	}
 	d.supCtx, d.supCancel = context.WithCancel(context.Background())
+	d.winDone = make(chan struct{})
 	go d.route()
 	go d.supervise()
+	if d.cb != nil {
+		go d.windows()
+	} else {
+		close(d.winDone)
+	}
 	return d, nil
 }
 
@@ -872,13 +883,6 @@ func (d *Producer) supervise() {
 	}
 	replay := time.NewTicker(d.cfg.Replay.Interval)
 	defer replay.Stop()
-	var windowC <-chan time.Time
-	if d.cb != nil {
-		// The closed-state window of the breaker's counts (breaker.go).
-		t := time.NewTicker(d.cfg.Breaker.Interval)
-		defer t.Stop()
-		windowC = t.C
-	}
 	last := "closed"
 	for {
 		select {
@@ -893,10 +897,6 @@ func (d *Producer) supervise() {
 			}
 			if s == "closed" {
 				d.autoReplay()
-			}
-		case <-windowC:
-			if gobreaker.State(d.state.Load()) == gobreaker.StateClosed {
-				d.counts.reset()
 			}
 		case <-pingC:
 			d.ping()
@@ -921,8 +921,9 @@ func (d *Producer) ping() {
 	}
 	if state == gobreaker.StateClosed {
 		if err != nil { // a ping does not vouch for produce; only failures count
-			d.counts.requests.Add(1)
-			d.closedOutcome(fmt.Errorf("%w: %w", errUnreachable, err))
+			w := d.window.Load()
+			w.requests.Add(1)
+			d.closedOutcome(w, fmt.Errorf("%w: %w", errUnreachable, err))
 		}
 		return
 	}
@@ -1011,6 +1012,7 @@ func (d *Producer) close(ctx context.Context) error {
 	d.closeMu.Unlock()
 	d.supCancel()
 	<-d.supDone
+	<-d.winDone
 	// No Replay may run against the producers or spool closed below.
 	d.replayMu.Lock()
 	d.replayClosed = true

@@ -12,11 +12,16 @@ import (
 // time.Now taken at most reanchorEvery earlier. Measured here, time.Now
 // costs about 50ns and the monotonic read about 27ns, on every record.
 //
-// The derived timestamp is what time.Now would return: both clocks run at
-// the same (NTP-slewed) rate, so they differ only when the wall clock is
-// stepped, and the next anchor, at most reanchorEvery later, takes the
-// step in. franz-go truncates timestamps to milliseconds, Kafka's
-// resolution, anyway.
+// Both clocks run at the same (NTP-slewed) rate, so the derived timestamp
+// is time.Now's but for a stepped wall clock, which the next anchor, at
+// most reanchorEvery later, takes in; franz-go truncates timestamps to
+// milliseconds, Kafka's resolution, anyway. One more difference: the
+// monotonic clock stops while the machine is suspended, so for up to
+// reanchorEvery of monotonic time after a resume the timestamps lag the
+// wall clock by the length of the suspend. franz-go measures the delivery
+// timeout from a record's timestamp: after a suspend longer than
+// DeliveryTimeout those records can fail as timed out (reported like any
+// timeout, not lost).
 type sendClock struct {
 	epoch  time.Time // with its monotonic reading
 	anchor atomic.Pointer[clockAnchor]
