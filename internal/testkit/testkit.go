@@ -70,6 +70,51 @@ func ConsumeUpTo(t testing.TB, addrs []string, topic string, n int, committed bo
 	return out
 }
 
+// ConsumeExactly reads topic from the start until it has n records,
+// failing the test if they have not all arrived within timeout, then
+// reads on for grace and fails if any more arrive. Unlike asking
+// ConsumeUpTo for n+1 with a short timeout, a consumer slowed down by a
+// busy machine cannot read short. With committed set it reads with
+// read_committed isolation (a transactional topic's end offsets count its
+// markers, so ConsumeAll does not serve there).
+func ConsumeExactly(t testing.TB, addrs []string, topic string, n int, committed bool, timeout, grace time.Duration) []*kgo.Record {
+	t.Helper()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(addrs...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	poll := func(ctx context.Context) {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for len(out) < n && ctx.Err() == nil {
+		poll(ctx)
+	}
+	if len(out) < n {
+		t.Fatalf("consume %q: %d records within %v, want %d", topic, len(out), timeout, n)
+	}
+	gctx, gcancel := context.WithTimeout(context.Background(), grace)
+	defer gcancel()
+	for gctx.Err() == nil {
+		poll(gctx)
+	}
+	if len(out) != n {
+		t.Fatalf("consume %q: %d records, want exactly %d", topic, len(out), n)
+	}
+	return out
+}
+
 // ConsumeAll reads every record a topic without transactions holds now:
 // it asks the cluster for the topic's end offsets, then reads until it
 // has that many records, failing the test after timeout. It proves how
