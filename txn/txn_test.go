@@ -195,7 +195,72 @@ func dumpLog(c *kfake.Cluster, topic string) string {
 			out = append(out, fmt.Sprintf("p%d@%d pid=%d epoch=%d %s", r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, r.Value))
 		})
 	}
-	return strings.Join(out, ", ")
+	return strings.Join(out, ", ") + "; " + rawCommitted(c, topic)
+}
+
+// rawCommitted is what a read_committed fetch of each partition says
+// besides the records: the last stable offset, the aborted transactions
+// it lists, and every batch's producer, epoch and, for a control batch,
+// whether it commits or aborts.
+func rawCommitted(c *kfake.Cluster, topic string) string {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		return err.Error()
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	leaders := map[int32]int32{}
+	var topicID [16]byte
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	mreq.Topics = append(mreq.Topics, mt)
+	if mresp, err := mreq.RequestWith(ctx, cl); err == nil && len(mresp.Topics) == 1 {
+		topicID = mresp.Topics[0].TopicID
+		for _, mp := range mresp.Topics[0].Partitions {
+			leaders[mp.Partition] = mp.Leader
+		}
+	}
+	var out []string
+	for part := range int32(3) {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MaxBytes, req.IsolationLevel = 100, 1<<20, 1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, topicID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = part, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		kresp, err := cl.Broker(int(leaders[part])).RetriableRequest(ctx, req)
+		resp, _ := kresp.(*kmsg.FetchResponse)
+		if err != nil || resp == nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			out = append(out, fmt.Sprintf("p%d: fetch: %v", part, err))
+			continue
+		}
+		fp := resp.Topics[0].Partitions[0]
+		desc := fmt.Sprintf("p%d: err=%d lso=%d hwm=%d aborted=%v batches=", part, fp.ErrorCode, fp.LastStableOffset, fp.HighWatermark, fp.AbortedTransactions)
+		raw := fp.RecordBatches
+		for len(raw) > 0 {
+			var b kmsg.RecordBatch
+			if err := b.ReadFrom(raw); err != nil {
+				desc += "unreadable"
+				break
+			}
+			kind := "data"
+			if b.Attributes&0x20 != 0 { // control batch
+				kind = "control"
+				var r kmsg.Record
+				if err := r.ReadFrom(b.Records); err == nil && len(r.Key) == 4 {
+					kind = map[byte]string{0: "ABORT", 1: "COMMIT"}[r.Key[3]]
+				}
+			}
+			desc += fmt.Sprintf("[@%d pid=%d epoch=%d txn=%v %s]", b.FirstOffset, b.ProducerID, b.ProducerEpoch, b.Attributes&0x10 != 0, kind)
+			raw = raw[12+int(b.Length):]
+		}
+		out = append(out, desc)
+	}
+	return strings.Join(out, " ")
 }
 
 func abbrev(s []string) []string {
