@@ -47,13 +47,8 @@ func (a *ackClock) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ tim
 // response read, or the clock when no response was read since start
 // (with acks=0 there are none: Producer does not install the hook).
 func (a *ackClock) since(start int64) time.Duration {
-	last := a.last.Load() // 0 until a response is read
-	if last < start {
-		return a.clock(start)
+	if last := a.last.Load(); last >= start { // last is 0 until a response is read
+		return time.Duration(last - start)
 	}
-	return time.Duration(last - start)
-}
-
-func (a *ackClock) clock(start int64) time.Duration {
 	return time.Since(a.epoch) - time.Duration(start)
 }

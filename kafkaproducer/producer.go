@@ -52,12 +52,7 @@ type Producer struct {
 	undelivered []Result
 
 	watch connWatch
-	// acks is read on every record's completion and written by the
-	// connections' read goroutines: a cache line of its own, so that
-	// neither the fields above nor the next object in memory share it.
-	_    cacheLinePad
-	acks ackClock
-	_    cacheLinePad
+	acks  ackClock
 }
 
 // New validates cfg and builds a producer. It does not contact the
@@ -440,30 +435,18 @@ func FailedResult(rec Record, err error) Result {
 // (bound once, in New, as p.promise).
 func (p *Producer) deliver(r *kgo.Record, err error) {
 	pd := pendingAt(r)
-	if err == nil && pd.start&startFlags == startErrOnly && len(p.hooks) == 0 {
-		// SendAsyncErr's success: no Result to build.
-		pd.errCb()(nil)
-		if n := p.finished.Add(1); p.closing.Load() {
-			p.drainedAt(n)
-		}
+	if err != nil || len(p.hooks) > 0 || pd.start&(startExt|startTyped) != 0 {
+		p.deliverAny(pd, err)
 		return
 	}
-	if err == nil && pd.start&startFlags == 0 && len(p.hooks) == 0 {
-		// The common case, kept to what it needs: this runs on
-		// franz-go's one promise goroutine, which serves every record.
-		// The Result is built straight into the callback's argument;
-		// ackClock.since and done are written out (neither inlines).
-		latency := time.Duration(p.acks.last.Load() - pd.start)
-		if latency < 0 {
-			latency = p.acks.clock(pd.start)
-		}
-		pd.cb(resultOf(r, latency))
-		if n := p.finished.Add(1); p.closing.Load() {
-			p.drainedAt(n)
-		}
-		return
+	// The common success, kept to what it needs: this runs on franz-go's
+	// one promise goroutine, which serves every record.
+	if pd.start&startErrOnly != 0 {
+		pd.errCb()(nil) // SendAsyncErr: no Result to build
+	} else {
+		pd.cb(resultOf(r, p.acks.since(pd.start))) // built straight into the argument
 	}
-	p.deliverAny(pd, err)
+	p.done() // after the callback: Close waits for callbacks too
 }
 
 // deliverAny is deliver for any record: hooks to run, a failure, a typed
@@ -646,6 +629,9 @@ func (p *Producer) bufferFull(rec *Record) bool {
 // it runs for every record, and the calls of the general path cost more
 // than what they do here.
 func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), flags int64, block bool) error {
+	if cb == nil {
+		cb = nopCallback(flags)
+	}
 	if rec.Topic == "" || rec.PartitionSet || !rec.Timestamp.IsZero() || p.manual {
 		return p.sendAsyncChecked(ctx, rec, cb, flags, block)
 	}
@@ -656,9 +642,6 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	}
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if cb == nil {
-		cb = nopCallback(flags)
 	}
 	start, now := p.clock.now() // the send time, and the record's timestamp (see fill)
 	pd := &pending{
@@ -673,7 +656,7 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	return nil
 }
 
-// sendAsyncChecked is sendAsync for any record.
+// sendAsyncChecked is sendAsync for any record (cb is not nil).
 func (p *Producer) sendAsyncChecked(ctx context.Context, rec *Record, cb func(Result), flags int64, block bool) error {
 	if err := p.check(rec); err != nil {
 		return p.refuse(*rec, err).Err
@@ -682,9 +665,6 @@ func (p *Producer) sendAsyncChecked(ctx context.Context, rec *Record, cb func(Re
 		return p.refuse(*rec, err).Err
 	}
 	pd := p.newPending(ctx, rec)
-	if cb == nil {
-		cb = nopCallback(flags)
-	}
 	pd.cb = cb
 	pd.start |= flags
 	p.produce(ctx, pd, block)
