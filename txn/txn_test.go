@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -172,7 +173,7 @@ func expectValues(t *testing.T, c *kfake.Cluster, topic string, committed bool, 
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		var log string
 		if committed {
-			log = "; the log holds (read_uncommitted): " + dumpLog(c, topic)
+			log = "; the log holds (read_uncommitted): " + dumpLog(t, c, topic)
 		}
 		t.Fatalf("%s (read_committed=%v): got %d records %v, want %d %v%s", topic, committed, len(got), abbrev(got), len(want), abbrev(want), log)
 	}
@@ -181,19 +182,10 @@ func expectValues(t *testing.T, c *kfake.Cluster, topic string, committed bool, 
 // dumpLog lists every record of topic, committed or not, with where it
 // is and which producer epoch wrote it: what a failed read_committed
 // check needs to be understood.
-func dumpLog(c *kfake.Cluster, topic string) string {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return err.Error()
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+func dumpLog(t *testing.T, c *kfake.Cluster, topic string) string {
 	var out []string
-	for ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			out = append(out, fmt.Sprintf("p%d@%d pid=%d epoch=%d %s", r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, r.Value))
-		})
+	for _, r := range testkit.ConsumeUpTo(t, c.ListenAddrs(), topic, math.MaxInt, false, 2*time.Second) {
+		out = append(out, fmt.Sprintf("p%d@%d pid=%d epoch=%d %s", r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, r.Value))
 	}
 	return strings.Join(out, ", ") + "; " + rawCommitted(c, topic)
 }

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,37 +48,14 @@ func Consume(t testing.TB, addrs []string, topic string, n int, committed bool, 
 // timeout proves that nothing more is there.
 func ConsumeUpTo(t testing.TB, addrs []string, topic string, n int, committed bool, timeout time.Duration) []*kgo.Record {
 	t.Helper()
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(addrs...),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	}
-	if committed {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
+	cl := consumer(t, addrs, topic, committed)
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n && ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
+	return readUpTo(cl, nil, n, timeout)
 }
 
-// ConsumeExactly reads topic from the start until it has n records,
-// failing the test if they have not all arrived within timeout, then
-// reads on for grace and fails if any more arrive. Unlike asking
-// ConsumeUpTo for n+1 with a short timeout, a consumer slowed down by a
-// busy machine cannot read short. With committed set it reads with
-// read_committed isolation (a transactional topic's end offsets count its
-// markers, so ConsumeAll does not serve there).
-func ConsumeExactly(t testing.TB, addrs []string, topic string, n int, committed bool, timeout, grace time.Duration) []*kgo.Record {
+// consumer is a client reading topic from the start, with read_committed
+// isolation if committed is set.
+func consumer(t testing.TB, addrs []string, topic string, committed bool) *kgo.Client {
 	t.Helper()
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(addrs...),
@@ -91,25 +69,36 @@ func ConsumeExactly(t testing.TB, addrs []string, topic string, n int, committed
 	if err != nil {
 		t.Fatalf("consumer: %v", err)
 	}
-	defer cl.Close()
-	var out []*kgo.Record
-	poll := func(ctx context.Context) {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
+	return cl
+}
+
+// readUpTo polls cl, appending to out, until out has n records or
+// timeout passes.
+func readUpTo(cl *kgo.Client, out []*kgo.Record, n int, timeout time.Duration) []*kgo.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for len(out) < n && ctx.Err() == nil {
-		poll(ctx)
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
+	return out
+}
+
+// ConsumeExactly reads topic from the start until it has n records,
+// failing the test if they have not all arrived within timeout, then
+// reads on for grace and fails if any more arrive. Unlike asking
+// ConsumeUpTo for n+1 with a short timeout, a consumer slowed down by a
+// busy machine cannot read short. With committed set it reads with
+// read_committed isolation (a transactional topic's end offsets count its
+// markers, so ConsumeAll does not serve there).
+func ConsumeExactly(t testing.TB, addrs []string, topic string, n int, committed bool, timeout, grace time.Duration) []*kgo.Record {
+	t.Helper()
+	cl := consumer(t, addrs, topic, committed)
+	defer cl.Close()
+	out := readUpTo(cl, nil, n, timeout)
 	if len(out) < n {
 		t.Fatalf("consume %q: %d records within %v, want %d", topic, len(out), timeout, n)
 	}
-	gctx, gcancel := context.WithTimeout(context.Background(), grace)
-	defer gcancel()
-	for gctx.Err() == nil {
-		poll(gctx)
-	}
-	if len(out) != n {
+	if out = readUpTo(cl, out, math.MaxInt, grace); len(out) != n {
 		t.Fatalf("consume %q: %d records, want exactly %d", topic, len(out), n)
 	}
 	return out
