@@ -234,6 +234,11 @@ func (p *Pipeline) transact(ctx context.Context, recs []*kgo.Record, attempt int
 	if cause == nil {
 		tx.wait()
 		cause = tx.Err()
+		if cause == nil {
+			lctx, lcancel := context.WithTimeout(ctx, p.o.endTimeout)
+			cause = awaitLoaded(lctx, cl, tx.writtenTo())
+			lcancel()
+		}
 	} else if err := cl.AbortBufferedRecords(ectx); err == nil {
 		tx.wait()
 	}

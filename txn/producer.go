@@ -275,6 +275,11 @@ func (p *Producer) attempt(ctx context.Context, fn Func) attemptResult {
 		tx.wait()
 		cause = tx.Err()
 	}
+	if cause == nil {
+		lctx, lcancel := context.WithTimeout(runCtx, p.o.endTimeout)
+		cause = awaitLoaded(lctx, p.cl, tx.writtenTo())
+		lcancel()
+	}
 	var r attemptResult
 	if cause == nil {
 		r = p.commit(ctx, me)

@@ -42,6 +42,11 @@ type Tx struct {
 
 	records  atomic.Int64
 	firstErr atomic.Pointer[error]
+
+	// written holds, per topic, one partition a record was written to
+	// in this transaction: what awaitLoaded waits for before the commit.
+	writtenMu sync.Mutex
+	written   map[string]int32
 }
 
 func newTx(id string, send sendFunc, batch batchFunc) *Tx {
@@ -86,6 +91,31 @@ func (t *Tx) fail(err error) {
 	t.firstErr.CompareAndSwap(nil, &err)
 }
 
+// done notes a record's outcome: a failure dooms the transaction, a
+// written record's topic is remembered for awaitLoaded.
+func (t *Tx) done(r *kafkaproducer.Result) {
+	if r.Err != nil {
+		t.fail(r.Err)
+		return
+	}
+	t.writtenMu.Lock()
+	if _, ok := t.written[r.Record.Topic]; !ok {
+		if t.written == nil {
+			t.written = make(map[string]int32)
+		}
+		t.written[r.Record.Topic] = r.Partition
+	}
+	t.writtenMu.Unlock()
+}
+
+// writtenTo returns, per topic written to, one partition written to.
+// Call it after wait.
+func (t *Tx) writtenTo() map[string]int32 {
+	t.writtenMu.Lock()
+	defer t.writtenMu.Unlock()
+	return t.written
+}
+
 // Send sends one record in the transaction and waits until the broker has
 // it (written, but invisible to read_committed consumers until commit).
 // The error, if any, is a *kafkaproducer.SendError; any error also dooms
@@ -109,9 +139,7 @@ func (t *Tx) SendAsync(ctx context.Context, rec kafkaproducer.Record, cb func(ka
 		return doneResult(rec).Err
 	}
 	err := t.send(ctx, rec, func(r kafkaproducer.Result) {
-		if r.Err != nil {
-			t.fail(r.Err)
-		}
+		t.done(&r)
 		if cb != nil {
 			cb(r)
 		}
@@ -143,11 +171,8 @@ func (t *Tx) SendBatch(ctx context.Context, recs []kafkaproducer.Record) kafkapr
 	}
 	defer t.wg.Done()
 	out := t.batch(ctx, recs)
-	for _, r := range out {
-		if r.Err != nil {
-			t.fail(r.Err)
-			break
-		}
+	for i := range out {
+		t.done(&out[i])
 	}
 	return out
 }
