@@ -5,29 +5,32 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// awaitLoaded waits until cl's own partition list shows every topic
-// written to in a transaction (written: topic to one partition written
-// to), or ctx ends.
+// awaitLoaded waits, up to timeout and whatever ctx does, until cl's own
+// partition list shows every topic written to in a transaction (written:
+// topic to one partition written to).
 //
-// franz-go commits a transaction only if that list shows a partition
-// written to in it. Otherwise EndTransaction(TryCommit) ends the
-// transaction as an abort (or, without KIP-890, leaves it open on the
-// broker) and still returns nil. A client's first records to a topic wait
-// for the topic's metadata, and franz-go stores the topic's partition list
-// only after it has handed those records out to be sent: a transaction
-// whose records were all acknowledged in between would be reported
-// committed while the broker aborts it. The gap is usually microseconds
-// (the metadata goroutine only has to be scheduled again); waiting for the
-// list closes it.
+// franz-go's EndTransaction decides from that list whether anything was
+// produced in the transaction. If it shows no partition written to,
+// EndTransaction(TryCommit) ends the transaction as an abort (KIP-890) or
+// sends nothing at all (the classic protocol, leaving the broker's
+// transaction open), and returns nil either way; a partition missing from
+// the list also keeps its "added to the transaction" flag into the next
+// transaction. A client's first records to a topic wait for the topic's
+// metadata, and franz-go stores the topic's partition list only after it
+// has handed those records out to be sent: a transaction whose records
+// were all acknowledged in between would be reported committed while the
+// broker aborts it. The gap is microseconds (the metadata goroutine only
+// has to be scheduled again); waiting for the list closes it.
 //
-// A topic still missing when ctx ends (say a partition left without a
-// leader) fails with a retriable error naming it, and Run aborts and
-// retries rather than commit blind.
-func awaitLoaded(ctx context.Context, cl *kgo.Client, written map[string]int32) error {
+// The wait ignores ctx's cancellation, so that a canceled caller's abort
+// also sees the list. A list still missing after timeout means the
+// client's transaction state cannot be trusted: the error wraps ErrBroken.
+func awaitLoaded(ctx context.Context, cl *kgo.Client, written map[string]int32, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
 	wait := 50 * time.Microsecond
 	for topic, partition := range written {
 		for {
@@ -39,9 +42,8 @@ func awaitLoaded(ctx context.Context, cl *kgo.Client, written map[string]int32) 
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return kafkaproducer.WithClass(kafkaproducer.ClassRetriable, fmt.Errorf(
-					"kprod: the client does not show partition %d of topic %q loaded (%w): committing now would end the transaction as an abort",
-					partition, topic, context.Cause(ctx)))
+				return fmt.Errorf("%w: after %v the client's partition list still does not show partition %d of topic %q, written to in this transaction: franz-go would end a commit as an abort and an abort might end nothing",
+					ErrBroken, timeout, partition, topic)
 			}
 			wait = min(2*wait, 10*time.Millisecond)
 		}

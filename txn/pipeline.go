@@ -229,18 +229,22 @@ func (p *Pipeline) transact(ctx context.Context, recs []*kgo.Record, attempt int
 			cause = err
 		}
 	}
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.endTimeout)
-	defer cancel()
-	if cause == nil {
+	flushed := cause == nil
+	if flushed {
 		tx.wait()
 		cause = tx.Err()
 		if cause == nil {
-			lctx, lcancel := context.WithTimeout(ctx, p.o.endTimeout)
-			cause = awaitLoaded(lctx, cl, tx.writtenTo())
-			lcancel()
+			// Before ectx: the wait has its own bound, and a timed-out
+			// wait (ErrBroken) must leave End its full time to abort.
+			cause = awaitLoaded(ctx, cl, tx.writtenTo(), p.o.endTimeout)
 		}
-	} else if err := cl.AbortBufferedRecords(ectx); err == nil {
-		tx.wait()
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.endTimeout)
+	defer cancel()
+	if !flushed {
+		if err := cl.AbortBufferedRecords(ectx); err == nil {
+			tx.wait()
+		}
 	}
 	t0 := p.o.now()
 	var endErr error

@@ -275,16 +275,19 @@ func (p *Producer) attempt(ctx context.Context, fn Func) attemptResult {
 		tx.wait()
 		cause = tx.Err()
 	}
-	if cause == nil {
-		lctx, lcancel := context.WithTimeout(runCtx, p.o.endTimeout)
-		cause = awaitLoaded(lctx, p.cl, tx.writtenTo())
-		lcancel()
-	}
 	var r attemptResult
-	if cause == nil {
-		r = p.commit(ctx, me)
-	} else {
+	switch {
+	case cause != nil:
 		r = p.abort(ctx, tx, cause, me)
+	default:
+		if err := awaitLoaded(ctx, p.cl, tx.writtenTo(), p.o.endTimeout); err != nil {
+			// Abort all the same, but never trust this client with
+			// another transaction.
+			r = p.abort(ctx, tx, err, me)
+			r.err = p.setBroken(err)
+			break
+		}
+		r = p.commit(ctx, me)
 	}
 	r.panicked, r.panicVal = panicked, pv
 	return r

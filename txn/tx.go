@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -113,7 +114,7 @@ func (t *Tx) done(r *kafkaproducer.Result) {
 func (t *Tx) writtenTo() map[string]int32 {
 	t.writtenMu.Lock()
 	defer t.writtenMu.Unlock()
-	return t.written
+	return maps.Clone(t.written)
 }
 
 // Send sends one record in the transaction and waits until the broker has
