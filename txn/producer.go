@@ -275,19 +275,21 @@ func (p *Producer) attempt(ctx context.Context, fn Func) attemptResult {
 		tx.wait()
 		cause = tx.Err()
 	}
+	var unlisted error
+	if cause == nil {
+		unlisted = awaitLoaded(ctx, p.cl, tx.writtenTo(), p.o.endTimeout)
+		cause = unlisted
+	}
 	var r attemptResult
-	switch {
-	case cause != nil:
-		r = p.abort(ctx, tx, cause, me)
-	default:
-		if err := awaitLoaded(ctx, p.cl, tx.writtenTo(), p.o.endTimeout); err != nil {
-			// Abort all the same, but never trust this client with
-			// another transaction.
-			r = p.abort(ctx, tx, err, me)
-			r.err = p.setBroken(err)
-			break
-		}
+	if cause == nil {
 		r = p.commit(ctx, me)
+	} else {
+		r = p.abort(ctx, tx, cause, me)
+	}
+	if unlisted != nil {
+		// Aborted all the same, but this client is never trusted
+		// with another transaction.
+		r.err = p.setBroken(unlisted)
 	}
 	r.panicked, r.panicVal = panicked, pv
 	return r
