@@ -22,6 +22,10 @@ type Producer struct {
 	log    *zap.Logger
 	hooks  []Hook
 	manual bool // Partitioner is PartitionerManual
+	// coarseErr: SendAsyncErr records take their send time and
+	// timestamp from the coarse clock (sendClock.coarse), as no hook
+	// reads their latency.
+	coarseErr bool
 
 	// clock stamps records: their send times are monotonic nanoseconds
 	// since its epoch, when the producer was built.
@@ -73,6 +77,7 @@ func New(cfg Config) (*Producer, error) {
 		drained: make(chan struct{}),
 		manual:  cfg.Partitioner == PartitionerManual,
 	}
+	p.coarseErr = len(p.hooks) == 0
 	p.clock.init(time.Now())
 	p.promise = p.deliver
 	p.watch.p = p
@@ -580,7 +585,11 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 // success, which is what a SendAsync callback costs most of on the
 // producer's busiest goroutine: use it where records go out in bulk and
 // only failures matter, as librdkafka's delivery.report.only.error
-// does. Hooks (metrics) still see every record's Result. Everything
+// does. Hooks (metrics) still see every record's Result. On a producer
+// without hooks, where nothing reads a success's latency, a record
+// without a timestamp is stamped with no clock read: it takes the
+// reading of a ticker that runs while records are sent, renewed every
+// millisecond (a few more if the ticker waits for a CPU). Everything
 // else is as SendAsync: it blocks while the buffer is full, as long as
 // ctx allows; it returns an error only when it refuses the record
 // outright, and cb is then not called; otherwise cb is called exactly
@@ -643,7 +652,13 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	start, now := p.clock.now() // the send time, and the record's timestamp (see fill)
+	var start int64
+	var now time.Time // the send time, and the record's timestamp (see fill)
+	if flags&startErrOnly != 0 && p.coarseErr {
+		start, now = p.clock.coarse()
+	} else {
+		start, now = p.clock.now()
+	}
 	pd := &pending{
 		kr: kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: now, Partition: -1, Context: ctx},
 		cb: cb, start: start | flags,
@@ -791,6 +806,7 @@ func (p *Producer) close(ctx context.Context) error {
 	}
 	p.cl.Close()
 	p.watch.stop()
+	p.clock.stop()
 	if p.finished.Load() == p.sent.Load() {
 		p.drainOnce.Do(func() { close(p.drained) })
 	}

@@ -60,3 +60,65 @@ func TestRecordTimestampFromSendClock(t *testing.T) {
 		t.Fatalf("start = %d", pd.start)
 	}
 }
+
+// TestCoarseClock: the first reading starts the ticker; later readings
+// follow the clock without reading it, within a few ticks; a ticker with
+// no reader stops, the next reading starts it again, and stop ends it for
+// good.
+func TestCoarseClock(t *testing.T) {
+	var c sendClock
+	c.init(time.Now())
+	c.idleTicks = 20
+	t.Cleanup(c.stop)
+	// slack allows for the ticker waiting for a CPU under -race on a
+	// loaded machine; a reading that stopped moving would be off by
+	// the whole test's length.
+	const slack = 150 * time.Millisecond
+	check := func(what string) {
+		t.Helper()
+		before := time.Now()
+		m, ts := c.coarse()
+		after := time.Now()
+		if ts.Before(before.Add(-slack)) || ts.After(after) {
+			t.Fatalf("%s: coarse time %v is not within %v before [%v, %v]", what, ts, slack, before, after)
+		}
+		if mono := c.epoch.Add(time.Duration(m)); ts.Sub(mono.Round(0)).Abs() > time.Millisecond {
+			t.Fatalf("%s: send time %v and timestamp %v disagree", what, mono, ts)
+		}
+	}
+	check("first reading")
+	if c.tick.Load() == nil {
+		t.Fatal("the first reading did not start the ticker")
+	}
+	first := c.tick.Load()
+	for range 30 { // 300ms of readings: the ticker moves on
+		time.Sleep(10 * time.Millisecond)
+		check("while sending")
+	}
+	if c.tick.Load() == first {
+		t.Fatal("the ticker did not renew its reading")
+	}
+
+	// No reader for idleTicks ticks: the ticker stops.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.tick.Load() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle ticker did not stop")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	check("after the ticker stopped")
+	if c.tick.Load() == nil {
+		t.Fatal("a reading did not restart the ticker")
+	}
+
+	c.stop()
+	if c.tick.Load() != nil {
+		t.Fatal("stop left a reading behind")
+	}
+	check("after stop")
+	if c.tick.Load() != nil {
+		t.Fatal("a reading after stop started the ticker")
+	}
+	c.stop() // a second stop is harmless
+}
