@@ -1,0 +1,102 @@
+package kafkaproducer
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// recordHook is a franz-go record hook: a producer with one cannot
+// count successes in pend, as Close's topic-less record would reach it.
+type recordHook struct{ buffered, unbuffered atomic.Int64 }
+
+func (h *recordHook) OnProduceRecordBuffered(*kgo.Record)          { h.buffered.Add(1) }
+func (h *recordHook) OnProduceRecordUnbuffered(*kgo.Record, error) { h.unbuffered.Add(1) }
+
+// TestTallyAddsUpAtClose: successes counted in pend while the producer
+// was idle reach finished when Close runs, so Close returns; a producer
+// with a default topic or a franz-go record hook counts every record
+// straight away, and its hooks see only the records sent.
+func TestTallyAddsUpAtClose(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hook := &recordHook{}
+	for _, tc := range []struct {
+		name  string
+		opts  []kgo.Opt
+		tally bool
+	}{
+		{"plain", nil, true},
+		{"default topic", []kgo.Opt{kgo.DefaultProduceTopic("orders")}, false},
+		{"record hook", []kgo.Opt{kgo.WithHooks(hook)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(Config{Brokers: c.ListenAddrs(), Opts: tc.opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.tally != tc.tally {
+				t.Fatalf("tally = %v, want %v", p.tally, tc.tally)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			const n = 300
+			var ok, failed atomic.Int64
+			for i := range n {
+				r := Record{Topic: "orders", Value: []byte("v")}
+				var err error
+				if i%2 == 0 {
+					err = p.SendAsync(ctx, r, func(res Result) {
+						if res.Err != nil {
+							failed.Add(1)
+						}
+						ok.Add(1)
+					})
+				} else {
+					err = p.SendAsyncErr(ctx, r, func(err error) {
+						if err != nil {
+							failed.Add(1)
+						}
+						ok.Add(1)
+					})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Every callback has run: nothing completes after this
+			// until Close.
+			for ok.Load() < n {
+				if ctx.Err() != nil {
+					t.Fatalf("%d of %d callbacks ran", ok.Load(), n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond) // the last promise returns
+			closed := make(chan error, 1)
+			go func() { closed <- p.Close(ctx) }()
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("Close did not return: successes counted in pend never reached finished")
+			}
+			if failed.Load() != 0 || p.finished.Load() != n || p.sent.Load() != n || p.pend != 0 {
+				t.Fatalf("failed %d, finished %d, sent %d, pend %d; want 0, %d, %d, 0",
+					failed.Load(), p.finished.Load(), p.sent.Load(), p.pend, n, n)
+			}
+		})
+	}
+	if hook.buffered.Load() != 300 || hook.unbuffered.Load() != 300 {
+		t.Fatalf("the record hook saw %d buffered and %d unbuffered, want the 300 sent", hook.buffered.Load(), hook.unbuffered.Load())
+	}
+}
