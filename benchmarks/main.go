@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.poolRecords, "pool-records", 40_000, "sends per concurrency run")
 	fs.DurationVar(&o.poolTime, "pool-time", 3*time.Second, "cap on one concurrency run")
 	fs.IntVar(&o.tuneRecords, "tune-records", 500_000, "records per preset-tuning run")
-	fs.IntVar(&o.pairRounds, "pair-rounds", 15, "interleaved rounds of the kprod against franz-go pairs the targets are read from")
+	fs.IntVar(&o.pairRounds, "pair-rounds", 40, "interleaved rounds of the kprod against franz-go pairs the targets are read from")
 	fs.StringVar(&o.sections, "sections", "throughput,pair,latency,pool,tune,profile", "sections to run, comma-separated")
 	fs.StringVar(&o.results, "results", "results.json", "raw results, written after every run and read by -render")
 	fs.StringVar(&o.md, "md", "../docs/BENCHMARKS.md", "Markdown report to write")

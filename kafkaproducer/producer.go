@@ -43,8 +43,8 @@ type Producer struct {
 	// and written once, shares neither: a counter both sides wrote, next
 	// to closing, cost about 35ns a record in the profile. Successes the
 	// promise goroutine completes before closing are counted in pend, a
-	// plain field, and added to finished by the next promise to run once
-	// closing (doneOnRing, flushTally): franz-go calls promises one at a
+	// plain field, and added to finished by a promise Close has franz-go
+	// run (doneOnRing, flushTally): franz-go calls promises one at a
 	// time, so only they touch it, and an atomic add per record cost
 	// about 2.5% of a record's CPU.
 	_         cacheLinePad
@@ -88,6 +88,7 @@ func New(cfg Config) (*Producer, error) {
 	}
 	p.coarseErr = len(p.hooks) == 0
 	p.clock.init(time.Now())
+	p.clock.sent = &p.sent
 	p.promise = p.deliver
 	p.watch.p = p
 	p.acks.epoch = p.clock.epoch
@@ -287,8 +288,8 @@ func (p *Producer) done() {
 }
 
 // doneOnRing is done for a record completed on franz-go's promise
-// goroutine. Until closing it only counts the record in pend, which Close
-// has the next promise add to finished (flushTally).
+// goroutine. Until closing it only counts the record in pend, which a
+// promise Close has franz-go run adds to finished (flushTally).
 func (p *Producer) doneOnRing() {
 	if p.tally && !p.closing.Load() {
 		p.pend++
@@ -313,7 +314,10 @@ func (p *Producer) flushTally(*kgo.Record, error) {
 // buffering it, unless a default topic is set (kprod sends no record
 // without a topic, so a default is only ever set through Config.Opts);
 // and no franz-go record hook should see it (kotel would trace it).
-// Otherwise every completion goes straight to finished.
+// Otherwise every completion goes straight to finished. The tally relies
+// on how franz-go v1.22.3 runs promises (one at a time, in the order
+// they are queued, including on a closed client);
+// TestTallyWithSendsInFlightAtClose and TestTallyAddsUpAtClose check it.
 func tallySafe(cl *kgo.Client) bool {
 	if t, _ := cl.OptValue(kgo.DefaultProduceTopic).(string); t != "" {
 		return false
@@ -524,8 +528,9 @@ func (p *Producer) deliverAny(pd *pending, err error) {
 
 // complete turns a finished record into its Result: the error classified
 // and wrapped, the record kept for Close's report if closing, the hooks
-// run. Every record kprod hands to franz-go passes through here once; the
-// caller then calls done, after any callback.
+// run. Every record kprod hands to franz-go passes through here once,
+// but for a success without hooks on deliver's short path; the caller
+// then calls done, after any callback.
 func (p *Producer) complete(pd *pending, err error) Result {
 	r := &pd.kr
 	var latency time.Duration
@@ -638,10 +643,11 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 // producer's busiest goroutine: use it where records go out in bulk and
 // only failures matter, as librdkafka's delivery.report.only.error
 // does. Hooks (metrics) still see every record's Result. On a producer
-// without hooks, where nothing reads a success's latency, a record
-// without a timestamp is stamped with no clock read: it takes the
-// reading of a ticker that runs while records are sent, renewed every
-// millisecond (a few more if the ticker waits for a CPU). Everything
+// without hooks, where nothing reads a success's latency, a record with
+// no timestamp and no explicit partition sent while records go out at a
+// million a second or more is stamped with no clock read: it takes the
+// reading of a ticker that runs only then, renewed every millisecond (a
+// few more if the ticker waits for a CPU). Everything
 // else is as SendAsync: it blocks while the buffer is full, as long as
 // ctx allows; it returns an error only when it refuses the record
 // outright, and cb is then not called; otherwise cb is called exactly

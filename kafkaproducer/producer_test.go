@@ -636,63 +636,6 @@ func TestSendAsyncErr(t *testing.T) {
 	}
 }
 
-// TestSendAsyncErrTimestamps: on a producer without hooks SendAsyncErr
-// stamps records from the coarse clock; what the broker stores is the
-// send time, in a first burst, a burst while the clock runs, and a burst
-// after it stopped for lack of sends.
-func TestSendAsyncErrTimestamps(t *testing.T) {
-	c := testkit.Cluster(t, []string{"orders"})
-	cfg := presets.HighThroughput()
-	cfg.Brokers = c.ListenAddrs()
-	p, err := kafkaproducer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := testkit.Ctx(t, 30*time.Second)
-	type window struct{ from, to time.Time }
-	sent := map[string]window{}
-	var failed atomic.Int64
-	burst := func(name string) {
-		for i := range 50 {
-			v := fmt.Sprintf("%s-%d", name, i)
-			before := time.Now()
-			if err := p.SendAsyncErr(ctx, kafkaproducer.Record{Topic: "orders", Value: []byte(v)}, func(err error) {
-				if err != nil {
-					failed.Add(1)
-				}
-			}); err != nil {
-				t.Fatal(err)
-			}
-			sent[v] = window{before, time.Now()}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	burst("first")
-	time.Sleep(200 * time.Millisecond) // the coarse clock runs on
-	burst("running")
-	time.Sleep(1500 * time.Millisecond) // longer than coarseIdle: it stops
-	burst("restarted")
-	if err := p.Close(ctx); err != nil || failed.Load() != 0 {
-		t.Fatalf("close: %v; %d failed", err, failed.Load())
-	}
-	got := testkit.ConsumeAll(t, c.ListenAddrs(), "orders", 20*time.Second)
-	if len(got) != len(sent) {
-		t.Fatalf("read %d records, want %d", len(got), len(sent))
-	}
-	// The ticker may wait for a CPU under -race on a loaded machine; a
-	// clock that stopped moving would be off by a burst or an idle spell.
-	const slack = 150 * time.Millisecond
-	for _, r := range got {
-		w, ok := sent[string(r.Value)]
-		if !ok {
-			t.Fatalf("unexpected record %q", r.Value)
-		}
-		if r.Timestamp.Before(w.from.Add(-slack)) || r.Timestamp.After(w.to) {
-			t.Fatalf("record %s stamped %v, sent within [%v, %v]", r.Value, r.Timestamp, w.from, w.to)
-		}
-	}
-}
-
 // TestSendAsyncErrAllocatesNoMore: SendAsyncErr allocates no more per
 // record than SendAsync.
 func TestSendAsyncErrAllocatesNoMore(t *testing.T) {

@@ -1,8 +1,14 @@
 package kafkaproducer
 
 import (
+	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestSendClock: the derived wall time stays within a millisecond of
@@ -61,14 +67,16 @@ func TestRecordTimestampFromSendClock(t *testing.T) {
 	}
 }
 
-// TestCoarseClock: the first reading starts the ticker; later readings
-// follow the clock without reading it, within a few ticks; a ticker with
-// no reader stops, the next reading starts it again, and stop ends it for
-// good.
+// TestCoarseClock: below the start rate readings come from the clock
+// and no ticker runs; at the start rate the ticker starts, and readings
+// follow the clock without reading it, within a few ticks; when the rate
+// falls, or no record reads it, the ticker stops and does not start
+// again for coarseHold; stop ends it for good.
 func TestCoarseClock(t *testing.T) {
 	var c sendClock
+	var sent atomic.Int64
 	c.init(time.Now())
-	c.idleTicks = 20
+	c.sent = &sent
 	t.Cleanup(c.stop)
 	// slack allows for the ticker waiting for a CPU under -race on a
 	// loaded machine; a reading that stopped moving would be off by
@@ -86,39 +94,154 @@ func TestCoarseClock(t *testing.T) {
 			t.Fatalf("%s: send time %v and timestamp %v disagree", what, mono, ts)
 		}
 	}
-	check("first reading")
-	if c.tick.Load() == nil {
-		t.Fatal("the first reading did not start the ticker")
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
+
+	// A few records a millisecond: no ticker.
+	for range 30 {
+		sent.Add(1)
+		check("slow sends")
+		time.Sleep(time.Millisecond)
+	}
+	if c.tick.Load() != nil {
+		t.Fatal("the ticker started at a low rate")
+	}
+
+	// A million records a millisecond: it starts once a rate can be
+	// judged (coarseWindow after the anchor).
+	waitFor("the ticker did not start at a high rate", func() bool {
+		sent.Add(1_000_000)
+		check("fast sends")
+		return c.tick.Load() != nil
+	})
 	first := c.tick.Load()
 	for range 30 { // 300ms of readings: the ticker moves on
+		sent.Add(10_000_000)
+		check("while ticking")
 		time.Sleep(10 * time.Millisecond)
-		check("while sending")
 	}
 	if c.tick.Load() == first {
 		t.Fatal("the ticker did not renew its reading")
 	}
 
-	// No reader for idleTicks ticks: the ticker stops.
-	deadline := time.Now().Add(10 * time.Second)
-	for c.tick.Load() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the idle ticker did not stop")
-		}
-		time.Sleep(5 * time.Millisecond)
+	// Readers but no sends: it stops, and holds off a restart.
+	waitFor("the ticker did not stop when sends stopped", func() bool {
+		check("after sends stopped")
+		return c.tick.Load() == nil
+	})
+	sent.Add(1_000_000_000)
+	check("during the hold")
+	if c.tick.Load() != nil && time.Duration(c.holdUntil.Load()) > time.Since(c.epoch) {
+		t.Fatal("the ticker started again within coarseHold")
 	}
-	check("after the ticker stopped")
-	if c.tick.Load() == nil {
-		t.Fatal("a reading did not restart the ticker")
-	}
+	waitFor("the ticker did not start again after coarseHold", func() bool {
+		sent.Add(1_000_000)
+		check("after the hold")
+		return c.tick.Load() != nil
+	})
+
+	// Sends but no reader: it stops.
+	waitFor("the ticker did not stop without readers", func() bool {
+		sent.Add(1_000_000)
+		time.Sleep(time.Millisecond)
+		return c.tick.Load() == nil
+	})
 
 	c.stop()
 	if c.tick.Load() != nil {
 		t.Fatal("stop left a reading behind")
 	}
+	sent.Add(1_000_000_000)
+	time.Sleep(2 * time.Duration(coarseHold))
 	check("after stop")
 	if c.tick.Load() != nil {
 		t.Fatal("a reading after stop started the ticker")
 	}
 	c.stop() // a second stop is harmless
+}
+
+// TestCoarseTimestampsEndToEnd: what the broker stores for SendAsyncErr
+// records stamped from the coarse clock is their send time, in a burst
+// that starts the ticker, a burst while it runs, and a burst after it
+// stopped for lack of sends. The start rate is lowered to zero so that a
+// test's few records a millisecond run the ticker.
+func TestCoarseTimestampsEndToEnd(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := New(Config{Brokers: c.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.clock.startRate, p.clock.stopRate = 0, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type window struct{ from, to time.Time }
+	sent := map[string]window{}
+	var failed atomic.Int64
+	ticked := false
+	burst := func(name string) {
+		for i := range 50 {
+			v := fmt.Sprintf("%s-%d", name, i)
+			before := time.Now()
+			if err := p.SendAsyncErr(ctx, Record{Topic: "orders", Value: []byte(v)}, func(err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			sent[v] = window{before, time.Now()}
+			ticked = ticked || p.clock.tick.Load() != nil
+			time.Sleep(time.Millisecond)
+		}
+	}
+	burst("first")
+	time.Sleep(200 * time.Millisecond) // the ticker stops: no readers
+	if p.clock.tick.Load() != nil {
+		t.Error("the ticker ran on without readers")
+	}
+	burst("restarted")
+	if !ticked {
+		t.Fatal("no record was stamped from the ticker")
+	}
+	if err := p.Close(ctx); err != nil || failed.Load() != 0 {
+		t.Fatalf("close: %v; %d failed", err, failed.Load())
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("orders"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// The ticker may wait for a CPU under -race on a loaded machine; a
+	// clock that stopped moving would be off by a burst or an idle spell.
+	const slack = 150 * time.Millisecond
+	for read := 0; read < len(sent); {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records: %v", read, len(sent), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read++
+			w, ok := sent[string(r.Value)]
+			if !ok {
+				t.Fatalf("unexpected record %q", r.Value)
+			}
+			if r.Timestamp.Before(w.from.Add(-slack)) || r.Timestamp.After(w.to) {
+				t.Fatalf("record %s stamped %v, sent within [%v, %v]", r.Value, r.Timestamp, w.from, w.to)
+			}
+		})
+	}
 }

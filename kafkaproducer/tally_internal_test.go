@@ -2,6 +2,8 @@ package kafkaproducer
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,5 +100,82 @@ func TestTallyAddsUpAtClose(t *testing.T) {
 	}
 	if hook.buffered.Load() != 300 || hook.unbuffered.Load() != 300 {
 		t.Fatalf("the record hook saw %d buffered and %d unbuffered, want the 300 sent", hook.buffered.Load(), hook.unbuffered.Load())
+	}
+}
+
+// TestTallyWithSendsInFlightAtClose: Close while eight goroutines send in
+// every style, into a small buffer. Close returns (the tally adds up with
+// promises still running when it starts), every record whose send had
+// returned before Close began has had its callback by the time Close
+// returns, and every accepted record gets exactly one callback.
+func TestTallyWithSendsInFlightAtClose(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for round := range 8 {
+		p, err := New(Config{Brokers: c.ListenAddrs(), MaxBufferedRecords: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.tally {
+			t.Fatal("tally is off for a plain config")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var accepted, called atomic.Int64
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cb := func(Result) { called.Add(1) }
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r := Record{Topic: "orders", Value: []byte("v")}
+					var err error
+					switch (g + i) % 4 {
+					case 0:
+						err = p.SendAsyncErr(ctx, r, func(error) { called.Add(1) })
+					case 1:
+						err = p.SendAsync(ctx, r, cb)
+					case 2:
+						err = p.TrySend(ctx, r, cb)
+					case 3:
+						if _, err := p.Send(ctx, r); !errors.Is(err, ErrClosed) {
+							called.Add(1) // its outcome is its callback
+							accepted.Add(1)
+						}
+						continue
+					}
+					if err == nil {
+						accepted.Add(1)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(20+round*10) * time.Millisecond)
+		before := accepted.Load()
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close(ctx) }()
+		select {
+		case <-closed:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: Close did not return: sent %d, finished %d", round, p.sent.Load(), p.finished.Load())
+		}
+		if got := called.Load(); got < before {
+			t.Fatalf("round %d: Close returned after %d callbacks; %d sends had returned before it began", round, got, before)
+		}
+		close(stop)
+		wg.Wait()
+		cancel()
+		if a, n := accepted.Load(), called.Load(); a != n || p.sent.Load() != p.finished.Load() {
+			t.Fatalf("round %d: accepted %d, callbacks %d; sent %d, finished %d", round, a, n, p.sent.Load(), p.finished.Load())
+		}
 	}
 }
