@@ -123,13 +123,20 @@ func TestCoarseClock(t *testing.T) {
 		return c.tick.Load() != nil
 	})
 	first := c.tick.Load()
-	for range 30 { // 300ms of readings: the ticker moves on
-		sent.Add(10_000_000)
+	ticking := 0
+	for range 300 { // 300ms of readings: the ticker moves on
+		sent.Add(1_000_000)
 		check("while ticking")
-		time.Sleep(10 * time.Millisecond)
+		if c.tick.Load() != nil {
+			ticking++
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if c.tick.Load() == first {
 		t.Fatal("the ticker did not renew its reading")
+	}
+	if ticking < 60 { // a starved test goroutine can let it stop for coarseHold
+		t.Fatalf("the ticker ran for %d of 300 readings at a high rate", ticking)
 	}
 
 	// Readers but no sends: it stops, and holds off a restart.
