@@ -88,7 +88,6 @@ func New(cfg Config) (*Producer, error) {
 	}
 	p.coarseErr = len(p.hooks) == 0
 	p.clock.init(time.Now())
-	p.clock.sent = &p.sent
 	p.promise = p.deliver
 	p.watch.p = p
 	p.acks.epoch = p.clock.epoch
@@ -644,10 +643,12 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 // only failures matter, as librdkafka's delivery.report.only.error
 // does. Hooks (metrics) still see every record's Result. On a producer
 // without hooks, where nothing reads a success's latency, a record with
-// no timestamp and no explicit partition sent while records go out at a
-// million a second or more is stamped with no clock read: it takes the
-// reading of a ticker that runs only then, renewed every millisecond (a
-// few more if the ticker waits for a CPU). Everything
+// no timestamp and no explicit partition sent while such records go out
+// at a million a second or more is stamped with no clock read: it takes
+// the reading of a ticker that runs only then, renewed every millisecond
+// (a few more if the ticker waits for a CPU). The rate is judged over
+// 10-100ms, so the first records of a burst still read the clock.
+// Everything
 // else is as SendAsync: it blocks while the buffer is full, as long as
 // ctx allows; it returns an error only when it refuses the record
 // outright, and cb is then not called; otherwise cb is called exactly
@@ -702,7 +703,7 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	if rec.Topic == "" || rec.PartitionSet || !rec.Timestamp.IsZero() || p.manual {
 		return p.sendAsyncChecked(ctx, rec, cb, flags, block)
 	}
-	p.sent.Add(1) // begin, written out
+	seq := p.sent.Add(1) // begin, written out
 	if p.closing.Load() {
 		p.done()
 		return p.refuse(*rec, ErrClosed).Err
@@ -713,7 +714,7 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	var start int64
 	var now time.Time // the send time, and the record's timestamp (see fill)
 	if flags&startErrOnly != 0 && p.coarseErr {
-		start, now = p.clock.coarse()
+		start, now = p.clock.coarse(seq)
 	} else {
 		start, now = p.clock.now()
 	}

@@ -70,22 +70,26 @@ func TestRecordTimestampFromSendClock(t *testing.T) {
 // TestCoarseClock: below the start rate readings come from the clock
 // and no ticker runs; at the start rate the ticker starts, and readings
 // follow the clock without reading it, within a few ticks; when the rate
-// falls, or no record reads it, the ticker stops and does not start
-// again for coarseHold; stop ends it for good.
+// falls the ticker stops and does not start again for coarseHold; stop
+// ends it for good. The rate is driven through reads, the sampled count
+// of readings.
 func TestCoarseClock(t *testing.T) {
 	var c sendClock
-	var sent atomic.Int64
 	c.init(time.Now())
-	c.sent = &sent
 	t.Cleanup(c.stop)
 	// slack allows for the ticker waiting for a CPU under -race on a
 	// loaded machine; a reading that stopped moving would be off by
 	// the whole test's length.
 	const slack = 150 * time.Millisecond
+	// fast is a millisecond's worth of readings at 100 times the start
+	// rate, in sampled counts.
+	const fast = 100 * coarseStartRate / coarseSample
+	var seq int64
 	check := func(what string) {
 		t.Helper()
+		seq++
 		before := time.Now()
-		m, ts := c.coarse()
+		m, ts := c.coarse(seq)
 		after := time.Now()
 		if ts.Before(before.Add(-slack)) || ts.After(after) {
 			t.Fatalf("%s: coarse time %v is not within %v before [%v, %v]", what, ts, slack, before, after)
@@ -105,27 +109,26 @@ func TestCoarseClock(t *testing.T) {
 		}
 	}
 
-	// A few records a millisecond: no ticker.
-	for range 30 {
-		sent.Add(1)
+	// A reading a millisecond: no ticker.
+	for range 150 {
 		check("slow sends")
+		if c.tick.Load() != nil {
+			t.Fatal("the ticker started at a low rate")
+		}
 		time.Sleep(time.Millisecond)
 	}
-	if c.tick.Load() != nil {
-		t.Fatal("the ticker started at a low rate")
-	}
 
-	// A million records a millisecond: it starts once a rate can be
+	// A hundred times the start rate: it starts once a rate can be
 	// judged (coarseWindow after the anchor).
 	waitFor("the ticker did not start at a high rate", func() bool {
-		sent.Add(1_000_000)
+		c.reads.Add(fast)
 		check("fast sends")
 		return c.tick.Load() != nil
 	})
 	first := c.tick.Load()
 	ticking := 0
 	for range 300 { // 300ms of readings: the ticker moves on
-		sent.Add(1_000_000)
+		c.reads.Add(fast)
 		check("while ticking")
 		if c.tick.Load() != nil {
 			ticking++
@@ -139,47 +142,75 @@ func TestCoarseClock(t *testing.T) {
 		t.Fatalf("the ticker ran for %d of 300 readings at a high rate", ticking)
 	}
 
-	// Readers but no sends: it stops, and holds off a restart.
-	waitFor("the ticker did not stop when sends stopped", func() bool {
-		check("after sends stopped")
+	// The rate falls to a reading a millisecond: it stops, and stays
+	// stopped for coarseHold even when the rate is back.
+	waitFor("the ticker did not stop when the rate fell", func() bool {
+		check("after the rate fell")
 		return c.tick.Load() == nil
 	})
-	sent.Add(1_000_000_000)
-	check("during the hold")
-	if c.tick.Load() != nil && time.Duration(c.holdUntil.Load()) > time.Since(c.epoch) {
-		t.Fatal("the ticker started again within coarseHold")
+	for time.Duration(c.holdUntil.Load())-time.Since(c.epoch) > 5*time.Millisecond {
+		c.reads.Add(fast)
+		check("during the hold")
+		if c.tick.Load() != nil {
+			t.Fatal("the ticker started again within coarseHold")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	waitFor("the ticker did not start again after coarseHold", func() bool {
-		sent.Add(1_000_000)
+		c.reads.Add(fast)
 		check("after the hold")
 		return c.tick.Load() != nil
-	})
-
-	// Sends but no reader: it stops.
-	waitFor("the ticker did not stop without readers", func() bool {
-		sent.Add(1_000_000)
-		time.Sleep(time.Millisecond)
-		return c.tick.Load() == nil
 	})
 
 	c.stop()
 	if c.tick.Load() != nil {
 		t.Fatal("stop left a reading behind")
 	}
-	sent.Add(1_000_000_000)
-	time.Sleep(2 * time.Duration(coarseHold))
-	check("after stop")
-	if c.tick.Load() != nil {
-		t.Fatal("a reading after stop started the ticker")
+	c.tickMu.Lock()
+	starts := c.starts
+	c.tickMu.Unlock()
+	for range 200 {
+		c.reads.Add(fast)
+		check("after stop")
+		if c.tick.Load() != nil {
+			t.Fatal("a reading after stop started the ticker")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.tickMu.Lock()
+	started := c.starts - starts
+	c.tickMu.Unlock()
+	if started != 0 {
+		t.Fatalf("readings after stop started the ticker %d times", started)
 	}
 	c.stop() // a second stop is harmless
 }
 
+// TestCoarseSample: reads counts about one reading in coarseSample,
+// whether the coarse records are every send, every other send, or every
+// coarseSample-th send.
+func TestCoarseSample(t *testing.T) {
+	for _, step := range []int64{1, 2, 3, coarseSample} {
+		var c sendClock
+		c.init(time.Now())
+		t.Cleanup(c.stop)
+		c.startRate = 1 << 30 // no ticker
+		const n = 64_000
+		for i := range int64(n) {
+			c.coarse(1 + i*step)
+		}
+		if got := c.reads.Load(); got < n/coarseSample/2 || got > 2*n/coarseSample {
+			t.Errorf("every %d-th send: %d of %d readings counted, want about %d", step, got, n, n/coarseSample)
+		}
+	}
+}
+
 // TestCoarseTimestampsEndToEnd: what the broker stores for SendAsyncErr
 // records stamped from the coarse clock is their send time, in a burst
-// that starts the ticker, a burst while it runs, and a burst after it
-// stopped for lack of sends. The start rate is lowered to zero so that a
-// test's few records a millisecond run the ticker.
+// that starts the ticker and runs on it, and in a burst after it stopped
+// when the sends did. The thresholds are lowered (start at any rate, stop
+// below a reading a tick) so that a test's few records a millisecond run
+// the ticker.
 func TestCoarseTimestampsEndToEnd(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
 	if err != nil {
@@ -190,7 +221,7 @@ func TestCoarseTimestampsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.clock.startRate, p.clock.stopRate = 0, 0
+	p.clock.startRate, p.clock.stopRate = 0, 1
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	type window struct{ from, to time.Time }
@@ -200,6 +231,7 @@ func TestCoarseTimestampsEndToEnd(t *testing.T) {
 	burst := func(name string) {
 		for i := range 50 {
 			v := fmt.Sprintf("%s-%d", name, i)
+			ticked = ticked || p.clock.tick.Load() != nil
 			before := time.Now()
 			if err := p.SendAsyncErr(ctx, Record{Topic: "orders", Value: []byte(v)}, func(err error) {
 				if err != nil {
@@ -209,14 +241,13 @@ func TestCoarseTimestampsEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			sent[v] = window{before, time.Now()}
-			ticked = ticked || p.clock.tick.Load() != nil
 			time.Sleep(time.Millisecond)
 		}
 	}
 	burst("first")
-	time.Sleep(200 * time.Millisecond) // the ticker stops: no readers
+	time.Sleep(200 * time.Millisecond) // the ticker stops: no readings
 	if p.clock.tick.Load() != nil {
-		t.Error("the ticker ran on without readers")
+		t.Error("the ticker ran on without readings")
 	}
 	burst("restarted")
 	if !ticked {

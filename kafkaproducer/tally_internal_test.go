@@ -123,44 +123,56 @@ func TestTallyWithSendsInFlightAtClose(t *testing.T) {
 			t.Fatal("tally is off for a plain config")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var accepted, called atomic.Int64
+		var (
+			nextID   atomic.Int64
+			mu       sync.Mutex
+			accepted = map[int64]bool{}
+			called   = map[int64]int{}
+		)
+		accept := func(id int64) { mu.Lock(); accepted[id] = true; mu.Unlock() }
+		call := func(id int64) { mu.Lock(); called[id]++; mu.Unlock() }
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for g := range 8 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				cb := func(Result) { called.Add(1) }
 				for i := 0; ; i++ {
 					select {
 					case <-stop:
 						return
 					default:
 					}
+					id := nextID.Add(1)
 					r := Record{Topic: "orders", Value: []byte("v")}
 					var err error
 					switch (g + i) % 4 {
 					case 0:
-						err = p.SendAsyncErr(ctx, r, func(error) { called.Add(1) })
+						err = p.SendAsyncErr(ctx, r, func(error) { call(id) })
 					case 1:
-						err = p.SendAsync(ctx, r, cb)
+						err = p.SendAsync(ctx, r, func(Result) { call(id) })
 					case 2:
-						err = p.TrySend(ctx, r, cb)
+						err = p.TrySend(ctx, r, func(Result) { call(id) })
 					case 3:
 						if _, err := p.Send(ctx, r); !errors.Is(err, ErrClosed) {
-							called.Add(1) // its outcome is its callback
-							accepted.Add(1)
+							call(id) // its outcome is its callback
+							accept(id)
 						}
 						continue
 					}
 					if err == nil {
-						accepted.Add(1)
+						accept(id)
 					}
 				}
 			}()
 		}
 		time.Sleep(time.Duration(20+round*10) * time.Millisecond)
-		before := accepted.Load()
+		mu.Lock()
+		before := make([]int64, 0, len(accepted))
+		for id := range accepted {
+			before = append(before, id)
+		}
+		mu.Unlock()
 		closed := make(chan error, 1)
 		go func() { closed <- p.Close(ctx) }()
 		select {
@@ -168,14 +180,30 @@ func TestTallyWithSendsInFlightAtClose(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("round %d: Close did not return: sent %d, finished %d", round, p.sent.Load(), p.finished.Load())
 		}
-		if got := called.Load(); got < before {
-			t.Fatalf("round %d: Close returned after %d callbacks; %d sends had returned before it began", round, got, before)
+		mu.Lock()
+		for _, id := range before {
+			if called[id] != 1 {
+				t.Fatalf("round %d: record %d, sent before Close began, had %d callbacks when Close returned", round, id, called[id])
+			}
 		}
+		mu.Unlock()
 		close(stop)
 		wg.Wait()
 		cancel()
-		if a, n := accepted.Load(), called.Load(); a != n || p.sent.Load() != p.finished.Load() {
-			t.Fatalf("round %d: accepted %d, callbacks %d; sent %d, finished %d", round, a, n, p.sent.Load(), p.finished.Load())
+		mu.Lock()
+		for id := range accepted {
+			if called[id] != 1 {
+				t.Fatalf("round %d: accepted record %d had %d callbacks", round, id, called[id])
+			}
+		}
+		for id, n := range called {
+			if !accepted[id] || n != 1 {
+				t.Fatalf("round %d: record %d: accepted %v, %d callbacks", round, id, accepted[id], n)
+			}
+		}
+		mu.Unlock()
+		if p.sent.Load() != p.finished.Load() {
+			t.Fatalf("round %d: sent %d, finished %d", round, p.sent.Load(), p.finished.Load())
 		}
 	}
 }
