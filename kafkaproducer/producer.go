@@ -22,10 +22,6 @@ type Producer struct {
 	log    *zap.Logger
 	hooks  []Hook
 	manual bool // Partitioner is PartitionerManual
-	// coarseErr: SendAsyncErr records take their send time and
-	// timestamp from the coarse clock (sendClock.coarse), as no hook
-	// reads their latency.
-	coarseErr bool
 	// tally: successes on franz-go's promise goroutine are counted in
 	// pend until closing (doneOnRing); see tallySafe.
 	tally bool
@@ -86,7 +82,6 @@ func New(cfg Config) (*Producer, error) {
 		drained: make(chan struct{}),
 		manual:  cfg.Partitioner == PartitionerManual,
 	}
-	p.coarseErr = len(p.hooks) == 0
 	p.clock.init(time.Now())
 	p.promise = p.deliver
 	p.watch.p = p
@@ -302,7 +297,7 @@ func (p *Producer) doneOnRing() {
 // buffered. Every promise that counted in pend ran before it (it saw
 // closing unset, and this one runs after Close set it, in franz-go's
 // one-at-a-time order), and every later one calls done itself.
-func (p *Producer) flushTally(*kgo.Record, error) {
+func (p *Producer) flushTally() {
 	n := p.finished.Add(p.pend)
 	p.pend = 0
 	p.drainedAt(n)
@@ -648,9 +643,8 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 // the reading of a ticker that runs only then, renewed every millisecond
 // (a few more if the ticker waits for a CPU). The rate is judged over
 // 10-100ms, so the first records of a burst still read the clock.
-// Everything
-// else is as SendAsync: it blocks while the buffer is full, as long as
-// ctx allows; it returns an error only when it refuses the record
+// Everything else is as SendAsync: it blocks while the buffer is full, as
+// long as ctx allows; it returns an error only when it refuses the record
 // outright, and cb is then not called; otherwise cb is called exactly
 // once, on franz-go's promise goroutine, and must not block.
 func (p *Producer) SendAsyncErr(ctx context.Context, rec Record, cb func(error)) error {
@@ -713,7 +707,8 @@ func (p *Producer) sendAsync(ctx context.Context, rec *Record, cb func(Result), 
 	}
 	var start int64
 	var now time.Time // the send time, and the record's timestamp (see fill)
-	if flags&startErrOnly != 0 && p.coarseErr {
+	if flags&startErrOnly != 0 && len(p.hooks) == 0 {
+		// No hook reads this record's latency: the coarse clock will do.
 		start, now = p.clock.coarse(seq)
 	} else {
 		start, now = p.clock.now()
@@ -871,8 +866,8 @@ func (p *Producer) close(ctx context.Context) error {
 		// as the promise of a record without a topic: franz-go fails
 		// it before buffering, closed client or not.
 		ran := make(chan struct{})
-		p.cl.Produce(context.Background(), &kgo.Record{}, func(r *kgo.Record, err error) {
-			p.flushTally(r, err)
+		p.cl.Produce(context.Background(), &kgo.Record{}, func(*kgo.Record, error) {
+			p.flushTally()
 			close(ran)
 		})
 		<-ran
