@@ -225,6 +225,33 @@ func runFranz(ctx context.Context, w *workload, preset string, withResult bool, 
 				wr := &wrapped{cb: cb, start: now.Sub(epoch), kr: kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Timestamp: now, Partition: -1}}
 				cl.Produce(ctx, &wr.kr, report)
 			}
+		case "small":
+			// Diagnostic: franz-go+result with a four-word result (the
+			// record's pointer, a latency, the error) in place of
+			// kafkaproducer.Result, to price a Result that points at
+			// the record instead of copying its fields.
+			type smallResult struct {
+				r   *kgo.Record
+				lat time.Duration
+				err error
+			}
+			type smallWrapped struct {
+				cb    func(smallResult)
+				start time.Duration
+				kr    kgo.Record
+			}
+			var completed atomic.Int64
+			cb := func(res smallResult) { ec.add(res.err); wg.Done() }
+			report := func(kr *kgo.Record, err error) {
+				wr := (*smallWrapped)(unsafe.Add(unsafe.Pointer(kr), -int(unsafe.Offsetof(smallWrapped{}.kr))))
+				wr.cb(smallResult{r: kr, lat: wr.start, err: err})
+				completed.Add(1)
+			}
+			for i := range w.Records {
+				now := time.Now()
+				wr := &smallWrapped{cb: cb, start: now.Sub(epoch), kr: kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Timestamp: now, Partition: -1}}
+				cl.Produce(ctx, &wr.kr, report)
+			}
 		case "pad96":
 			// Diagnostic: the record inside a 256-byte object, as
 			// kprod's slimmed pending would be.

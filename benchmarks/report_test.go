@@ -160,3 +160,41 @@ func TestRoundsInCountsEachSection(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianCI(t *testing.T) {
+	xs := make([]float64, 40)
+	for i := range xs {
+		xs[len(xs)-1-i] = float64(i + 1) // 40..1, unsorted
+	}
+	// n = 40: ranks floor((40 - 12.40)/2) = 13 and ceil(1 + (40 + 12.40)/2) = 28.
+	if lo, hi := medianCI(xs); lo != 13 || hi != 28 {
+		t.Errorf("medianCI of 1..40 = [%v, %v], want [13, 28]", lo, hi)
+	}
+	if lo, hi := medianCI([]float64{3, 1, 2}); lo != 1 || hi != 3 {
+		t.Errorf("medianCI of three values = [%v, %v], want the whole range [1, 3]", lo, hi)
+	}
+	if lo, hi := medianCI(nil); lo != 0 || hi != 0 {
+		t.Errorf("medianCI(nil) = [%v, %v], want [0, 0]", lo, hi)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	tests := []struct {
+		name              string
+		med, lo, hi, want float64
+		atLeast           bool
+		verdict           string
+	}{
+		{"at least, met", 0.98, 0.95, 1.01, 0.97, true, "**met**"},
+		{"at least, within noise", 0.96, 0.94, 0.99, 0.97, true, "**within noise**"},
+		{"at least, not met", 0.91, 0.88, 0.95, 0.97, true, "**not met**"},
+		{"at most, met", 1.01, 0.98, 1.04, 1.05, false, "**met**"},
+		{"at most, within noise", 1.06, 1.03, 1.09, 1.05, false, "**within noise**"},
+		{"at most, not met", 1.09, 1.051, 1.14, 1.05, false, "**not met**"},
+	}
+	for _, tt := range tests {
+		if got := judge(tt.med, tt.lo, tt.hi, tt.want, tt.atLeast); !strings.HasPrefix(got, tt.verdict) {
+			t.Errorf("%s: judge = %q, want %q", tt.name, got, tt.verdict)
+		}
+	}
+}
