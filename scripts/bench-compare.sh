@@ -3,7 +3,7 @@
 # cmd/kfake-broker and the benchmarks/ module (kbench), starts the broker in
 # its own process on 127.0.0.1, runs every case (3 interleaved rounds, 40 for the franz-go pairs), stops
 # the broker, and writes docs/BENCHMARKS.md and docs/benchmarks.svg.
-# About 5 minutes on 2 cores once built (4m52s measured; the first cgo build of librdkafka adds a minute or two).
+# 5-9 minutes on 2 cores once built (4m52s and 8m38s measured, with the machine's load; the first cgo build of librdkafka adds a minute or two).
 #
 #   scripts/bench-compare.sh
 #   BENCH_ARGS='-rounds 1 -records 200000' scripts/bench-compare.sh   # quick look
