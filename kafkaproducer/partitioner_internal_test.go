@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strconv"
 	"testing"
@@ -232,5 +233,89 @@ func TestBackoffJitter(t *testing.T) {
 		if d := fn(try); d <= 0 || d > time.Second {
 			t.Fatalf("try %d: %v", try, d)
 		}
+	}
+}
+
+// BenchmarkPartitioners places keyed and unkeyed records with each
+// partitioner as franz-go calls it (ForTopic once, then Partition or
+// PartitionByBackup per record), next to franz-go's own default sticky
+// key partitioner, so the cost of kprod's explicit-partition wrapper
+// shows. The hashes alone are BenchmarkHashes.
+func BenchmarkPartitioners(b *testing.B) {
+	keys := make([][]byte, 10_000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%05d", i)
+	}
+	const n = 6
+	cases := []struct {
+		name string
+		p    func() (kgo.Partitioner, error)
+	}{
+		{"franz-go-default", func() (kgo.Partitioner, error) { return kgo.StickyKeyPartitioner(nil), nil }},
+	}
+	for _, name := range Partitioners() {
+		if name == PartitionerManual {
+			continue // places nothing: the record's own Partition is used
+		}
+		cases = append(cases, struct {
+			name string
+			p    func() (kgo.Partitioner, error)
+		}{string(name), name.build})
+	}
+	for _, c := range cases {
+		for _, keyed := range []bool{true, false} {
+			sub := c.name + "/keyed"
+			if !keyed {
+				sub = c.name + "/no-key"
+			}
+			b.Run(sub, func(b *testing.B) {
+				p, err := c.p()
+				if err != nil {
+					b.Fatal(err)
+				}
+				tp := p.ForTopic("t")
+				bp, backup := tp.(kgo.TopicBackupPartitioner)
+				r := &kgo.Record{Topic: "t", Partition: -1}
+				it := &iter{n: n} // franz-go's own backup iterator is not the partitioner's to allocate
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if keyed {
+						r.Key = keys[i%len(keys)]
+					}
+					i++
+					var got int
+					if backup {
+						it.i = 0
+						got = bp.PartitionByBackup(r, n, it)
+					} else {
+						got = tp.Partition(r, n)
+					}
+					if got < 0 || got >= n {
+						b.Fatalf("partition %d of %d", got, n)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkHashes times the key hashes the partitioners use on a 9-byte
+// key.
+func BenchmarkHashes(b *testing.B) {
+	key := []byte("key-01234")
+	for _, h := range []struct {
+		name string
+		f    func([]byte) uint32
+	}{{"murmur2", Murmur2}, {"fnv1a", FNV1a}, {"crc32", crc32.ChecksumIEEE}} {
+		b.Run(h.name, func(b *testing.B) {
+			var sum uint32
+			for b.Loop() {
+				sum += h.f(key)
+			}
+			if sum == 1 { // keeps sum live; never true in practice
+				b.Log(sum)
+			}
+		})
 	}
 }
