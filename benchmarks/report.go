@@ -261,20 +261,31 @@ func paired(rs []Result, num, den string) ratios {
 }
 
 // medianCI is the distribution-free 95% confidence interval of the median
-// of xs: the order statistics at ranks (n - 1.96√n)/2 and 1 + (n + 1.96√n)/2
-// (the normal approximation to the binomial; with fewer than 6 values it
-// is the whole range).
+// of xs: the order statistics x(j) and x(n+1-j) for the largest j whose
+// interval still covers the median with probability at least 95% (each
+// value falls below the median with probability 1/2, so the coverage is
+// 1 - 2·P(Binomial(n, 1/2) < j)). With fewer than 6 values no j qualifies
+// and it is the whole range.
 func medianCI(xs []float64) (lo, hi float64) {
 	s := slices.Sorted(slices.Values(xs))
-	n := float64(len(s))
-	if len(s) == 0 {
+	n := len(s)
+	if n == 0 {
 		return 0, 0
 	}
-	j := int(math.Floor((n - 1.96*math.Sqrt(n)) / 2)) // 1-based rank
-	k := int(math.Ceil(1 + (n+1.96*math.Sqrt(n))/2))
-	j = max(j, 1)
-	k = min(k, len(s))
-	return s[j-1], s[k-1]
+	// [x(j), x(n+1-j)] covers with 1 - 2·P(B <= j-1): j = 1 always
+	// serves, a larger j while that stays at least 95%.
+	j := 1
+	term := math.Pow(0.5, float64(n)) // P(B = 0)
+	cdf := term                       // P(B <= 0)
+	for cand := 2; cand <= n/2; cand++ {
+		term = term * float64(n-cand+2) / float64(cand-1) // P(B = cand-1)
+		cdf += term                                       // P(B <= cand-1)
+		if 1-2*cdf < 0.95 {
+			break
+		}
+		j = cand
+	}
+	return s[j-1], s[n-j]
 }
 
 // judge says whether a median ratio meets its target (at least the target

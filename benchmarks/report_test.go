@@ -166,9 +166,22 @@ func TestMedianCI(t *testing.T) {
 	for i := range xs {
 		xs[len(xs)-1-i] = float64(i + 1) // 40..1, unsorted
 	}
-	// n = 40: ranks floor((40 - 12.40)/2) = 13 and ceil(1 + (40 + 12.40)/2) = 28.
-	if lo, hi := medianCI(xs); lo != 13 || hi != 28 {
-		t.Errorf("medianCI of 1..40 = [%v, %v], want [13, 28]", lo, hi)
+	// n = 40: [x(14), x(27)] covers the median with probability
+	// 1 - 2·P(B <= 13) = 0.962; [x(15), x(26)] with 0.919.
+	if lo, hi := medianCI(xs); lo != 14 || hi != 27 {
+		t.Errorf("medianCI of 1..40 = [%v, %v], want [14, 27]", lo, hi)
+	}
+	// n = 6: [x(1), x(6)] covers with 1 - 2/64 = 0.969, [x(2), x(5)] with 0.781.
+	if lo, hi := medianCI([]float64{6, 5, 4, 3, 2, 1}); lo != 1 || hi != 6 {
+		t.Errorf("medianCI of 1..6 = [%v, %v], want [1, 6]", lo, hi)
+	}
+	// n = 100: the tabled interval is [x(40), x(61)].
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(i + 1)
+	}
+	if lo, hi := medianCI(hundred); lo != 40 || hi != 61 {
+		t.Errorf("medianCI of 1..100 = [%v, %v], want [40, 61]", lo, hi)
 	}
 	if lo, hi := medianCI([]float64{3, 1, 2}); lo != 1 || hi != 3 {
 		t.Errorf("medianCI of three values = [%v, %v], want the whole range [1, 3]", lo, hi)
