@@ -227,13 +227,13 @@ func runFranz(ctx context.Context, w *workload, preset string, withResult bool, 
 			}
 		case "small":
 			// Diagnostic: franz-go+result with a four-word result (the
-			// record's pointer, a latency, the error) in place of
+			// record's pointer, its send time, the error) in place of
 			// kafkaproducer.Result, to price a Result that points at
 			// the record instead of copying its fields.
 			type smallResult struct {
-				r   *kgo.Record
-				lat time.Duration
-				err error
+				r     *kgo.Record
+				start time.Duration
+				err   error
 			}
 			type smallWrapped struct {
 				cb    func(smallResult)
@@ -244,7 +244,7 @@ func runFranz(ctx context.Context, w *workload, preset string, withResult bool, 
 			cb := func(res smallResult) { ec.add(res.err); wg.Done() }
 			report := func(kr *kgo.Record, err error) {
 				wr := (*smallWrapped)(unsafe.Add(unsafe.Pointer(kr), -int(unsafe.Offsetof(smallWrapped{}.kr))))
-				wr.cb(smallResult{r: kr, lat: wr.start, err: err})
+				wr.cb(smallResult{r: kr, start: wr.start, err: err})
 				completed.Add(1)
 			}
 			for i := range w.Records {

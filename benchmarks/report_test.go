@@ -211,3 +211,88 @@ func TestJudge(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianCISmallAndLarge(t *testing.T) {
+	for _, n := range []int{1, 2, 5} {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = float64(i + 1)
+		}
+		if lo, hi := medianCI(xs); lo != 1 || hi != float64(n) {
+			t.Errorf("medianCI of 1..%d = [%v, %v], want the whole range", n, lo, hi)
+		}
+	}
+	// 2000 rounds: no underflow to a zero-width interval. The 95%
+	// interval of 2000 is about ±1.96·√2000/2 = ±44 ranks around 1000.
+	xs := make([]float64, 2000)
+	for i := range xs {
+		xs[i] = float64(i + 1)
+	}
+	lo, hi := medianCI(xs)
+	if lo < 950 || lo > 960 || hi < 1041 || hi > 1051 {
+		t.Errorf("medianCI of 1..2000 = [%v, %v], want about [956, 1045]", lo, hi)
+	}
+}
+
+func TestJudgeBoundaries(t *testing.T) {
+	if got := judge(0.97, 0.95, 0.99, 0.97, true); got != "**met**" {
+		t.Errorf("median at an at-least target: %q", got)
+	}
+	if got := judge(1.05, 1.0, 1.1, 1.05, false); got != "**met**" {
+		t.Errorf("median at an at-most target: %q", got)
+	}
+	if got := judge(0.96, 0.97, 0.99, 0.97, true); !strings.HasPrefix(got, "**within noise**") {
+		t.Errorf("target at the interval's edge: %q", got)
+	}
+}
+
+// targetRows renders the targets table of rs.
+func targetRows(rs []Result) string {
+	var b strings.Builder
+	targets(&b, aggregate(rs), rs)
+	return b.String()
+}
+
+func TestTargetsWithoutPairSection(t *testing.T) {
+	rs := []Result{
+		{Case: "franz-go/high-throughput", Mode: modeThroughput, Round: 1, RecPerSec: 100, CPUus: 1, Allocs: 1},
+		{Case: "kprod-err/high-throughput", Mode: modeThroughput, Round: 1, RecPerSec: 98, CPUus: 1.02, Allocs: 1},
+		{Case: "kprod-bytes/high-throughput", Mode: modeThroughput, Round: 1, RecPerSec: 90, CPUus: 1.1, Allocs: 1},
+	}
+	out := targetRows(rs)
+	for _, want := range []string{
+		"| kprod bytes `SendAsyncErr` ≥ 0.97× franz-go records/s (high-throughput) | 0.980× (98 vs 100) | **met** |",
+		"| kprod bytes `SendAsync` ≥ 0.97× `franz-go+result` records/s (high-throughput) | not measured (the pair section did not run) | **not measured** |",
+		"| kprod bytes `SendAsync` against franz-go, CPU/record (high-throughput) | 1.100× (1.10 vs 1.00 µs) | reported",
+		"| kprod bytes `SendAsync` ≤ franz-go allocs/record + 1 (high-throughput)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing row %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestTargetsFromPairSectionOnly(t *testing.T) {
+	var rs []Result
+	for round := 1; round <= 3; round++ {
+		for _, c := range []struct {
+			name string
+			rate float64
+		}{{"franz-go", 100}, {"franz-go+result", 92}, {"kprod-bytes", 91}, {"kprod-err", 99}} {
+			rs = append(rs, Result{Case: c.name + "/reliable", Mode: modeThroughput, Variant: pairVariant, Round: round, RecPerSec: c.rate, CPUus: 100 / c.rate})
+		}
+	}
+	out := targetRows(rs)
+	for _, want := range []string{
+		"| kprod bytes `SendAsyncErr` ≥ 0.97× franz-go records/s (reliable) | 0.990× [CI",
+		"| kprod bytes `SendAsync` ≥ 0.97× `franz-go+result` records/s (reliable) | 0.989× [CI",
+		"| kprod bytes `SendAsync` against franz-go, records/s (reliable) | 0.910× [CI",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing row %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "allocs/record + 1") {
+		t.Errorf("allocation rows without a throughput section:\n%s", out)
+	}
+}

@@ -237,10 +237,13 @@ func TestBackoffJitter(t *testing.T) {
 }
 
 // BenchmarkPartitioners places keyed and unkeyed records with each
-// partitioner as franz-go calls it (ForTopic once, then Partition or
-// PartitionByBackup per record), next to franz-go's own default sticky
-// key partitioner, so the cost of kprod's explicit-partition wrapper
-// shows. The hashes alone are BenchmarkHashes.
+// partitioner as franz-go calls it (ForTopic once, then per record
+// RequiresConsistency and Partition or PartitionByBackup), next to
+// franz-go's own default partitioner (kgo.UniformBytesPartitioner with its
+// default hasher), which kprod's java partitioner wraps with murmur2 and
+// the explicit-partition check. The unkeyed cases stay on one partition
+// (no batch fills here), the path nearly every unkeyed record takes. The
+// hashes alone are BenchmarkHashes.
 func BenchmarkPartitioners(b *testing.B) {
 	keys := make([][]byte, 10_000)
 	for i := range keys {
@@ -251,7 +254,9 @@ func BenchmarkPartitioners(b *testing.B) {
 		name string
 		p    func() (kgo.Partitioner, error)
 	}{
-		{"franz-go-default", func() (kgo.Partitioner, error) { return kgo.StickyKeyPartitioner(nil), nil }},
+		{"franz-go-default", func() (kgo.Partitioner, error) {
+			return kgo.UniformBytesPartitioner(64<<10, true, true, nil), nil
+		}},
 	}
 	for _, name := range Partitioners() {
 		if name == PartitionerManual {
@@ -285,6 +290,7 @@ func BenchmarkPartitioners(b *testing.B) {
 					}
 					i++
 					var got int
+					_ = tp.RequiresConsistency(r) // franz-go asks this of every record
 					if backup {
 						it.i = 0
 						got = bp.PartitionByBackup(r, n, it)
@@ -309,6 +315,7 @@ func BenchmarkHashes(b *testing.B) {
 		f    func([]byte) uint32
 	}{{"murmur2", Murmur2}, {"fnv1a", FNV1a}, {"crc32", crc32.ChecksumIEEE}} {
 		b.Run(h.name, func(b *testing.B) {
+			b.ReportAllocs()
 			var sum uint32
 			for b.Loop() {
 				sum += h.f(key)
