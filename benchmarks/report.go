@@ -301,13 +301,11 @@ func medianCI(xs []float64) (lo, hi float64) {
 // inside the median's 95% interval [lo, hi] but the median misses it, or
 // not met.
 func judge(med, lo, hi, target float64, atLeast bool) string {
-	switch {
-	case atLeast && med >= target, !atLeast && med <= target:
-		return "**met**"
-	case lo <= target && target <= hi:
+	met := atLeast && med >= target || !atLeast && med <= target
+	if !met && lo <= target && target <= hi {
 		return "**within noise** (the target is inside the 95% interval)"
 	}
-	return "**not met**"
+	return verdict(met)
 }
 
 func targets(b *strings.Builder, as []agg, rs []Result) {
