@@ -250,22 +250,18 @@ func BenchmarkPartitioners(b *testing.B) {
 		keys[i] = fmt.Appendf(nil, "key-%05d", i)
 	}
 	const n = 6
-	cases := []struct {
+	type partitionerCase struct {
 		name string
 		p    func() (kgo.Partitioner, error)
-	}{
-		{"franz-go-default", func() (kgo.Partitioner, error) {
-			return kgo.UniformBytesPartitioner(64<<10, true, true, nil), nil
-		}},
 	}
+	cases := []partitionerCase{{"franz-go-default", func() (kgo.Partitioner, error) {
+		return kgo.UniformBytesPartitioner(64<<10, true, true, nil), nil // franz-go's own default
+	}}}
 	for _, name := range Partitioners() {
 		if name == PartitionerManual {
 			continue // places nothing: the record's own Partition is used
 		}
-		cases = append(cases, struct {
-			name string
-			p    func() (kgo.Partitioner, error)
-		}{string(name), name.build})
+		cases = append(cases, partitionerCase{string(name), name.build})
 	}
 	for _, c := range cases {
 		for _, keyed := range []bool{true, false} {
