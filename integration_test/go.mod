@@ -3,8 +3,8 @@ module github.com/kprod/kprod/integration_test
 go 1.26.0
 
 require (
-	github.com/kprod/kprod v0.0.0-00010101000000-000000000000
-	github.com/kprod/kprod/kafkatest v0.0.0-00010101000000-000000000000
+	github.com/kprod/kprod v0.1.0
+	github.com/kprod/kprod/kafkatest v0.1.0
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.20.0
 	go.uber.org/goleak v1.3.0
@@ -59,6 +59,7 @@ require (
 	github.com/tklauser/numcpus v0.6.1 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	github.com/twmb/franz-go/pkg/sr v1.8.0 // indirect
 	github.com/twmb/franz-go/plugin/kzap v1.1.2 // indirect
 	github.com/yusufpapurcu/wmi v1.2.4 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect

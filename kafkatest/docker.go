@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -41,7 +44,11 @@ const KfakeImageRepo = "kprod/kfake-broker"
 
 const (
 	labelKey      = "org.kprod.kafkatest"
-	kfakePkg      = "github.com/kprod/kprod/cmd/kfake-broker"
+	labelPID      = "org.kprod.kafkatest.pid"
+	labelHost     = "org.kprod.kafkatest.host"
+	labelBuild    = "org.kprod.kafkatest.build"
+	kprodModule   = "github.com/kprod/kprod"
+	kfakePkg      = kprodModule + "/cmd/kfake-broker"
 	containerPort = nat.Port("9092/tcp")
 )
 
@@ -70,6 +77,7 @@ func probeDocker(ctx context.Context, timeout time.Duration) error {
 	if _, err := cli.Ping(pctx); err != nil {
 		return fmt.Errorf("no Docker engine answered within %v: %w", timeout, err)
 	}
+	reapLeftovers(ctx)
 	return nil
 }
 
@@ -87,17 +95,48 @@ var kfakeImage = sync.OnceValues(func() (string, error) {
 // build the image ahead of the tests, in a TestMain say.
 func KfakeImage() (string, error) { return kfakeImage() }
 
+// buildLock serialises image builds and the removal of leftovers across
+// the test processes of a machine (go test runs packages in parallel).
+var buildLock = filepath.Join(os.TempDir(), "kafkatest-kfake-broker.lock")
+
 func buildKfakeImage(ctx context.Context) (string, error) {
 	cli, err := newDocker()
 	if err != nil {
 		return "", err
 	}
 	defer cli.Close()
+	unlock, err := lockFile(buildLock)
+	if err != nil {
+		return "", fmt.Errorf("lock %s: %w", buildLock, err)
+	}
+	defer unlock()
+	// Untagged images left by builds that raced (before this lock, or
+	// by a killed process): only kafkatest's, by label.
+	_, _ = cli.ImagesPrune(ctx, filters.NewArgs(filters.Arg("label", labelKey), filters.Arg("dangling", "true")))
+
 	bin := os.Getenv(EnvKfakeBinary)
 	if bin == "" {
 		arch := runtime.GOARCH
 		if v, err := cli.ServerVersion(ctx); err == nil && v.Arch != "" {
 			arch = v.Arch
+		}
+		src, err := brokerSource()
+		if err != nil {
+			return "", err
+		}
+		// A released kprod version (no local replace) builds the same
+		// binary every time: find the image by that, without a build.
+		buildKey := ""
+		if src.pinned {
+			sum := sha256.Sum256([]byte(src.goMod + "\n" + arch))
+			buildKey = hex.EncodeToString(sum[:])[:16]
+			if imgs, err := cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", labelBuild+"="+buildKey))}); err == nil {
+				for _, im := range imgs {
+					if len(im.RepoTags) > 0 {
+						return im.RepoTags[0], nil
+					}
+				}
+			}
 		}
 		dir, err := os.MkdirTemp("", "kafkatest-kfake-")
 		if err != nil {
@@ -105,10 +144,17 @@ func buildKfakeImage(ctx context.Context) (string, error) {
 		}
 		defer os.RemoveAll(dir)
 		bin = filepath.Join(dir, "kfake-broker")
-		if err := goBuild(ctx, bin, arch); err != nil {
+		if err := goBuild(ctx, src, filepath.Join(dir, "build"), bin, arch); err != nil {
 			return "", err
 		}
+		return imageFor(ctx, cli, bin, buildKey)
 	}
+	return imageFor(ctx, cli, bin, "")
+}
+
+// imageFor tags an image by the hash of the binary and builds it unless
+// the engine has it.
+func imageFor(ctx context.Context, cli *client.Client, bin, buildKey string) (string, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", fmt.Errorf("read kfake-broker binary: %w", err)
@@ -122,11 +168,15 @@ func buildKfakeImage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	labels := map[string]string{labelKey: "kfake-broker"}
+	if buildKey != "" {
+		labels[labelBuild] = buildKey
+	}
 	resp, err := cli.ImageBuild(ctx, buildCtx, build.ImageBuildOptions{
 		Tags:        []string{tag},
 		Remove:      true,
 		ForceRemove: true,
-		Labels:      map[string]string{labelKey: "kfake-broker"},
+		Labels:      labels,
 	})
 	if err != nil {
 		return "", fmt.Errorf("docker build %s: %w", tag, err)
@@ -138,23 +188,182 @@ func buildKfakeImage(ctx context.Context) (string, error) {
 	return tag, nil
 }
 
-// goBuild compiles the static kfake-broker with the machine's go command.
-// It runs in the test's working directory, so the module that runs the
-// tests (which requires kprod through kafkatest) provides the source.
-func goBuild(ctx context.Context, out, arch string) error {
-	// go test puts its own toolchain first on the PATH.
+// source is a module that builds cmd/kfake-broker at the versions of kprod
+// and franz-go this test binary was built with.
+type source struct {
+	goMod  string
+	goSum  []byte
+	pinned bool // no directory replacement: the same go.mod builds the same binary
+}
+
+// brokerSource writes the go.mod of a throwaway module requiring every
+// module this test binary was built with, at the same versions and with
+// the same replacements (a relative directory made absolute), and takes
+// go.sum from the test's module. Building there, not in the test's
+// module, keeps the test's go.mod, vendor directory and flags out of it.
+func brokerSource() (*source, error) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return nil, errors.New("the test binary has no module information to build kfake-broker from (set " + EnvKfakeBinary + " to a prebuilt binary)")
+	}
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return nil, errSkip("no go command on the PATH to build the kfake-broker image (set " + EnvKfakeBinary + " to a prebuilt binary)")
+	}
+	out, err := goEnv(goCmd, "GOVERSION", "GOMOD")
+	if err != nil {
+		return nil, err
+	}
+	goVersion, mainMod := strings.TrimPrefix(out[0], "go"), out[1]
+	if i := strings.IndexAny(goVersion, " -"); i >= 0 {
+		goVersion = goVersion[:i]
+	}
+	src := &source{pinned: true}
+	var b strings.Builder
+	fmt.Fprintf(&b, "module kafkatest.invalid/kfake-broker-build\n\ngo %s\n\nrequire (\n", goVersion)
+	var replaces []string
+	found := false
+	for _, d := range bi.Deps {
+		version := d.Version
+		if d.Replace != nil {
+			r := d.Replace
+			if r.Version == "" { // a directory
+				dir := r.Path
+				if !filepath.IsAbs(dir) {
+					if mainMod == "" || mainMod == os.DevNull {
+						return nil, fmt.Errorf("%s is replaced by the directory %s, relative to a module the go command cannot find from %s", d.Path, dir, cwd())
+					}
+					dir = filepath.Join(filepath.Dir(mainMod), dir)
+				}
+				replaces = append(replaces, fmt.Sprintf("%s => %s", d.Path, dir))
+				src.pinned = false
+			} else {
+				replaces = append(replaces, fmt.Sprintf("%s => %s %s", d.Path, r.Path, r.Version))
+			}
+		}
+		if version == "" || version == "(devel)" {
+			version = "v0.0.0-00010101000000-000000000000"
+		}
+		if d.Path == kprodModule {
+			found = true
+		}
+		fmt.Fprintf(&b, "\t%s %s\n", d.Path, version)
+	}
+	if !found {
+		return nil, fmt.Errorf("the test binary was not built with %s", kprodModule)
+	}
+	b.WriteString(")\n")
+	if len(replaces) > 0 {
+		b.WriteString("\nreplace (\n")
+		for _, r := range replaces {
+			fmt.Fprintf(&b, "\t%s\n", r)
+		}
+		b.WriteString(")\n")
+	}
+	src.goMod = b.String()
+	if mainMod != "" && mainMod != os.DevNull {
+		src.goSum, _ = os.ReadFile(filepath.Join(filepath.Dir(mainMod), "go.sum"))
+	}
+	return src, nil
+}
+
+func cwd() string { d, _ := os.Getwd(); return d }
+
+// buildEnv is the environment of the go command building the broker:
+// the test's own GOFLAGS (-race, -mod=vendor, -cover...), cgo settings,
+// target and workspace never leak into it, and the flags it needs are
+// given explicitly. GOPROXY, GOPRIVATE, GONOSUMDB and the caches are
+// kept, so private proxies keep working.
+func buildEnv(arch string) []string {
+	drop := []string{"GOFLAGS=", "CGO_ENABLED=", "CGO_CFLAGS=", "CGO_LDFLAGS=", "CC=", "CXX=", "GOOS=", "GOARCH=", "GOWORK=", "GOAMD64=", "GOARM64=", "GOEXPERIMENT=", "GOTOOLCHAIN="}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !slices.ContainsFunc(drop, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local", "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+}
+
+func goEnv(goCmd string, vars ...string) ([]string, error) {
+	cmd := exec.Command(goCmd, append([]string{"env"}, vars...)...)
+	cmd.Env = buildEnv(runtime.GOARCH)
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go env: %w", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) != len(vars) {
+		return nil, fmt.Errorf("go env %v: unexpected output %q", vars, out)
+	}
+	return lines, nil
+}
+
+// goBuild compiles the static kfake-broker with the machine's go command
+// in a module of its own (see brokerSource).
+func goBuild(ctx context.Context, src *source, dir, out, arch string) error {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		return errSkip("no go command on the PATH to build the kfake-broker image (set " + EnvKfakeBinary + " to a prebuilt binary)")
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-ldflags=-s -w", "-o", out, kfakePkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(src.goMod), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), src.goSum, 0o644); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, kfakePkg)
+	cmd.Dir = dir
+	cmd.Env = buildEnv(arch)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w: %s", kfakePkg, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("go build %s (CGO_ENABLED=0 GOOS=linux GOARCH=%s, in a module at %s): %w: %s", kfakePkg, arch, dir, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+// reapOnce removes, once per process, the containers that kafkatest
+// started in test processes of this machine that have since died (a test
+// binary killed by -timeout never runs its cleanups, and without
+// testcontainers' reaper nothing else removes them).
+var reapOnce sync.Once
+
+func reapLeftovers(ctx context.Context) {
+	reapOnce.Do(func() {
+		cli, err := newDocker()
+		if err != nil {
+			return
+		}
+		defer cli.Close()
+		host, _ := os.Hostname()
+		ctrs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", labelKey))})
+		if err != nil {
+			return
+		}
+		for _, ct := range ctrs {
+			pid, err := strconv.Atoi(ct.Labels[labelPID])
+			switch {
+			case err != nil: // from a kafkatest without owner labels
+				if time.Since(time.Unix(ct.Created, 0)) < time.Hour {
+					continue
+				}
+			case ct.Labels[labelHost] != host || processAlive(pid):
+				continue
+			}
+			_ = cli.ContainerRemove(ctx, ct.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		}
+	})
+}
+
+// ownerLabels mark a container with the process that started it, so a
+// later process can tell a leftover from a neighbour's running broker.
+func ownerLabels(kind string) map[string]string {
+	host, _ := os.Hostname()
+	return map[string]string{labelKey: kind, labelPID: strconv.Itoa(os.Getpid()), labelHost: host}
 }
 
 // dockerfile is the whole image: one static binary, nothing to pull.
@@ -237,14 +446,14 @@ func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config) (*conta
 			"-log-level", "warn",
 			"-partitions", strconv.Itoa(int(cfg.partitions)),
 		}
-		if len(cfg.topics) > 0 {
-			args = append(args, "-topics", strings.Join(cfg.topics, ","))
+		if cfg.autoCreate {
+			args = append(args, "-auto-create-topics")
 		}
 		ctr, err := testcontainers.Run(ctx, tag,
 			testcontainers.WithCmd(args...),
 			testcontainers.WithExposedPorts(string(containerPort)),
 			publishOn(port),
-			testcontainers.WithLabels(map[string]string{labelKey: "kfake-broker"}),
+			testcontainers.WithLabels(ownerLabels("kfake-broker")),
 			testcontainers.WithWaitStrategy(wait.ForLog("kfake-broker listening on").WithStartupTimeout(30*time.Second)),
 			testcontainers.WithLogger(tclog.TestLogger(t)),
 		)
@@ -338,14 +547,21 @@ func (c *containerized) logTail(ctx context.Context, n int) {
 
 // startImage runs a real broker image. The image must be local already or
 // pullable within ctx; a failed pull is reported at once (no retries).
-func startImage(ctx context.Context, t testing.TB, img string) (*containerized, error) {
+func startImage(ctx context.Context, t testing.TB, cfg *config) (*containerized, error) {
+	img := cfg.image
 	if err := ensureImage(ctx, img); err != nil {
 		return nil, err
 	}
 	logger := testcontainers.WithLogger(tclog.TestLogger(t))
+	labels := testcontainers.WithLabels(ownerLabels("image"))
+	autoCreate := strconv.FormatBool(cfg.autoCreate)
 	switch name := strings.ToLower(img); {
 	case strings.Contains(name, "redpanda"):
-		ctr, err := redpanda.Run(ctx, img, logger)
+		opts := []testcontainers.ContainerCustomizer{logger, labels}
+		if cfg.autoCreate {
+			opts = append(opts, redpanda.WithAutoCreateTopics())
+		}
+		ctr, err := redpanda.Run(ctx, img, opts...)
 		if err != nil {
 			terminate(ctr)
 			return nil, containerErr(err)
@@ -357,7 +573,8 @@ func startImage(ctx context.Context, t testing.TB, img string) (*containerized, 
 		}
 		return newContainerized(t, ctr, []string{addr}, false)
 	case strings.Contains(name, "confluent-local"):
-		ctr, err := kafka.Run(ctx, img, kafka.WithClusterID("kafkatest"), logger)
+		ctr, err := kafka.Run(ctx, img, kafka.WithClusterID("kafkatest"), logger, labels,
+			testcontainers.WithEnv(map[string]string{"KAFKA_AUTO_CREATE_TOPICS_ENABLE": autoCreate}))
 		if err != nil {
 			terminate(ctr)
 			return nil, containerErr(err)
@@ -369,14 +586,14 @@ func startImage(ctx context.Context, t testing.TB, img string) (*containerized, 
 		}
 		return newContainerized(t, ctr, addrs, false)
 	default:
-		return startApacheKafka(ctx, t, img, logger)
+		return startApacheKafka(ctx, t, img, autoCreate, logger)
 	}
 }
 
 // startApacheKafka runs apache/kafka (or an image configured like it) as
 // a single KRaft node published on a fixed port, so it can be stopped and
 // started with its data.
-func startApacheKafka(ctx context.Context, t testing.TB, img string, logger testcontainers.ContainerCustomizer) (*containerized, error) {
+func startApacheKafka(ctx context.Context, t testing.TB, img, autoCreate string, logger testcontainers.ContainerCustomizer) (*containerized, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -396,10 +613,11 @@ func startApacheKafka(ctx context.Context, t testing.TB, img string, logger test
 			"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            "1",
 			"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS":         "0",
 			"KAFKA_NUM_PARTITIONS":                           "3",
+			"KAFKA_AUTO_CREATE_TOPICS_ENABLE":                autoCreate,
 		}),
 		testcontainers.WithExposedPorts(string(containerPort)),
 		publishOn(port),
-		testcontainers.WithLabels(map[string]string{labelKey: "image"}),
+		testcontainers.WithLabels(ownerLabels("image")),
 		testcontainers.WithWaitStrategy(wait.ForLog("Kafka Server started").WithStartupTimeout(2*time.Minute)),
 		logger,
 	)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,33 +16,36 @@ import (
 // temporary data dir so that Stop and Restart keep the data, and it
 // wraps every connection in a gate so Pause can freeze it.
 type inProcess struct {
-	port int
-	dir  string
-	seed []kfake.Opt
-	gate *gate
+	ports []int
+	dir   string
+	opts  []kfake.Opt // given at every start
+	gate  *gate
 
 	mu sync.Mutex
 	c  *kfake.Cluster // nil while stopped
 }
 
-func startInProcess(t testing.TB, cfg *config) (*inProcess, error) {
+func startInProcess(t testing.TB, cfg *config, sec *security) (*inProcess, error) {
 	ip := &inProcess{dir: t.TempDir(), gate: newGate()}
-	if len(cfg.topics) > 0 {
-		ip.seed = []kfake.Opt{kfake.SeedTopics(cfg.partitions, cfg.topics...)}
+	ip.opts = append([]kfake.Opt{kfake.NumBrokers(cfg.brokers)}, sec.kfakeOpts()...)
+	if cfg.autoCreate {
+		ip.opts = append(ip.opts, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(int(cfg.partitions)))
 	}
-	c, err := ip.newCluster(ip.seed)
+	c, err := ip.newCluster()
 	if err != nil {
 		return nil, fmt.Errorf("start kfake: %w", err)
 	}
-	_, p, _ := net.SplitHostPort(c.ListenAddrs()[0])
-	ip.port, _ = strconv.Atoi(p)
+	for _, a := range c.ListenAddrs() {
+		_, p, _ := net.SplitHostPort(a)
+		port, _ := strconv.Atoi(p)
+		ip.ports = append(ip.ports, port)
+	}
 	ip.c = c
 	return ip, nil
 }
 
-func (ip *inProcess) newCluster(extra []kfake.Opt) (*kfake.Cluster, error) {
-	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
+func (ip *inProcess) newCluster() (*kfake.Cluster, error) {
+	opts := append(slices.Clone(ip.opts),
 		kfake.DataDir(ip.dir),
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
 			ln, err := net.Listen(network, addr)
@@ -50,15 +54,19 @@ func (ip *inProcess) newCluster(extra []kfake.Opt) (*kfake.Cluster, error) {
 			}
 			return &gatedListener{Listener: ln, g: ip.gate}, nil
 		}),
+	)
+	if len(ip.ports) > 0 {
+		opts = append(opts, kfake.Ports(ip.ports...))
 	}
-	if ip.port != 0 {
-		opts = append(opts, kfake.Ports(ip.port))
-	}
-	return kfake.NewCluster(append(opts, extra...)...)
+	return kfake.NewCluster(opts...)
 }
 
 func (ip *inProcess) brokers() []string {
-	return []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(ip.port))}
+	addrs := make([]string, len(ip.ports))
+	for i, p := range ip.ports {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	return addrs
 }
 
 func (ip *inProcess) stop(context.Context) error {
@@ -73,9 +81,9 @@ func (ip *inProcess) stop(context.Context) error {
 }
 
 func (ip *inProcess) start(context.Context) error {
-	c, err := ip.newCluster(nil) // topics come back from the data dir
+	c, err := ip.newCluster() // topics come back from the data dir
 	if err != nil {
-		return fmt.Errorf("restart kfake on port %d: %w", ip.port, err)
+		return fmt.Errorf("restart kfake on ports %v: %w", ip.ports, err)
 	}
 	ip.mu.Lock()
 	ip.c = c

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 
 // clearEnv makes Start choose by its options only.
 func clearEnv(t *testing.T) {
-	for _, k := range []string{kafkatest.EnvBootstrap, kafkatest.EnvBackend, kafkatest.EnvImage} {
+	for _, k := range []string{kafkatest.EnvBootstrap, kafkatest.EnvBackend, kafkatest.EnvImage, "KAFKA_BOOTSTRAP_SERVERS"} {
 		t.Setenv(k, "")
 	}
 }
@@ -165,49 +165,106 @@ func TestReadAllIsolation(t *testing.T) {
 	}
 }
 
-// TestExternal uses a cluster named by KAFKA_BOOTSTRAP_SERVERS and
-// leaves it running.
+// TestExternal uses a cluster named by KAFKATEST_BOOTSTRAP_SERVERS and
+// leaves it running, without the topics the test made; a cluster named by
+// KAFKA_BOOTSTRAP_SERVERS is never touched.
 func TestExternal(t *testing.T) {
 	clearEnv(t)
-	ext, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ext.Close()
+	ext := newKfake(t)
+	bystander := newKfake(t)
 	t.Setenv(kafkatest.EnvBootstrap, strings.Join(ext.ListenAddrs(), ","))
-	var topic string
+	t.Setenv("KAFKA_BOOTSTRAP_SERVERS", strings.Join(bystander.ListenAddrs(), ","))
+	var topics []string
 	t.Run("use", func(t *testing.T) {
-		c := kafkatest.Start(t)
+		c := kafkatest.Start(t, kafkatest.WithTopics(2, "orders"))
 		if c.Backend() != kafkatest.BackendExternal {
 			t.Fatalf("backend %s, want external", c.Backend())
 		}
-		topic = c.NewTopic(t, 1)
+		if c.Brokers()[0] != ext.ListenAddrs()[0] {
+			t.Fatalf("brokers %v, want the KAFKATEST_BOOTSTRAP_SERVERS cluster %v", c.Brokers(), ext.ListenAddrs())
+		}
+		orders := c.Topic("orders")
+		if orders == "orders" || !strings.HasSuffix(orders, "-orders") {
+			t.Fatalf("Topic(orders) = %q, want a prefix unique to the test", orders)
+		}
+		topic := c.NewTopic(t, 1)
+		topics = []string{orders, topic}
 		produce(t, c, topic, 3)
+		produce(t, c, orders, 2)
 		if got := c.ReadAll(t, topic, kafkatest.ReadCommitted, 10*time.Second); len(got) != 3 {
 			t.Fatalf("read %d, want 3", len(got))
 		}
-		if err := c.Stop(context.Background()); !errors.Is(err, kafkatest.ErrUnsupported) {
-			t.Fatalf("stop external: %v, want ErrUnsupported", err)
+		if err := c.Restart(context.Background()); !errors.Is(err, kafkatest.ErrUnsupported) || strings.Count(err.Error(), "kafkatest:") != 1 {
+			t.Fatalf("restart external: %v, want ErrUnsupported with one prefix", err)
+		}
+		if err := c.Unpause(context.Background()); !errors.Is(err, kafkatest.ErrUnsupported) {
+			t.Fatalf("unpause external: %v, want ErrUnsupported", err)
+		}
+		for _, op := range []string{"stop", "pause"} {
+			var skipped bool
+			t.Run(op, func(t *testing.T) {
+				defer func() { skipped = t.Skipped() }()
+				sub := kafkatest.Start(t) // the skip is the test's that started it
+				if op == "stop" {
+					_ = sub.Stop(context.Background())
+				} else {
+					_ = sub.Pause(context.Background())
+				}
+				t.Errorf("%s on an external cluster returned instead of skipping", op)
+			})
+			if !skipped {
+				t.Fatalf("%s on an external cluster did not skip", op)
+			}
 		}
 	})
-	// The topic the test created is gone; the cluster is not.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(ext.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	t.Run("require-faults", func(t *testing.T) {
+		var skipped bool
+		t.Run("inner", func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			kafkatest.Start(t, kafkatest.RequireFaults())
+			t.Error("RequireFaults on an external cluster did not skip")
+		})
+		if !skipped {
+			t.Fatal("want a skip")
+		}
+	})
+	// The topics the test created are gone; the cluster is not; the
+	// bystander has no topic at all.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatalf("external cluster down after the test: %v", err)
+	for _, cl := range []*kfake.Cluster{ext, bystander} {
+		adm := kadm.NewClient(kgoClient(t, cl))
+		listed, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Fatalf("external cluster down after the test: %v", err)
+		}
+		for _, topic := range topics {
+			if listed.Has(topic) {
+				t.Fatalf("topic %q still exists after the test", topic)
+			}
+		}
+		if cl == bystander && len(listed) != 0 {
+			t.Fatalf("the KAFKA_BOOTSTRAP_SERVERS cluster has topics %v: kafkatest must never use it", listed.Names())
+		}
 	}
-	topics, err := kadm.NewClient(cl).ListTopics(ctx)
+}
+
+func newKfake(t *testing.T) *kfake.Cluster {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if topics.Has(topic) {
-		t.Fatalf("topic %q still exists after the test", topic)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func kgoClient(t *testing.T, c *kfake.Cluster) *kgo.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(cl.Close)
+	return cl
 }
 
 // TestFallback checks the automatic order: with no external cluster and

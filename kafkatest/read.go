@@ -51,7 +51,7 @@ func (c *Cluster) readAll(topic string, iso Isolation, timeout time.Duration) ([
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...))
+	admCl, err := kgo.NewClient(c.ClientOpts()...)
 	if err != nil {
 		return nil, err
 	}
@@ -95,15 +95,14 @@ func (c *Cluster) readAll(topic string, iso Isolation, timeout time.Duration) ([
 		return nil, nil
 	}
 
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.addrs...),
+	opts := append(c.ClientOpts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
 		// Control records (transaction markers) occupy offsets; keeping
 		// them lets every partition reach its end offset visibly. They
 		// are dropped from the result below.
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(250 * time.Millisecond),
-	}
+		kgo.FetchMaxWait(250*time.Millisecond),
+	)
 	if iso == ReadCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
