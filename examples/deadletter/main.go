@@ -7,7 +7,11 @@
 //
 // It runs against an in-process kfake cluster (restarted on the same
 // port with its data), or with --brokers against a real cluster, where
-// the outage part is skipped.
+// the outage part is skipped. Either way it first makes sure its topics
+// exist with topics.Ensure: orders with max.message.bytes 65536 (so a
+// large record has somewhere to fail) and orders.DLT, 3 partitions each,
+// created only where missing. An existing orders with another limit is
+// reported as drift and left alone.
 package main
 
 import (
@@ -27,13 +31,14 @@ import (
 	"github.com/kprod/kprod/dlq"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
-	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/kprod/kprod/topics"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func main() {
-	brokers := flag.String("brokers", "", "use this cluster (host:port,...) instead of an in-process one; topics orders and orders.DLT must exist")
+	brokers := flag.String("brokers", "", "use this cluster (host:port,...) instead of an in-process one.\n"+
+		"Topics orders (max.message.bytes 65536) and orders.DLT are created there if missing (3 partitions, the broker's replication factor)")
 	flag.Parse()
 	if err := run(*brokers); err != nil {
 		fmt.Fprintln(os.Stderr, "deadletter:", err)
@@ -50,7 +55,7 @@ type cluster struct {
 }
 
 func (c *cluster) start() error {
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(c.dir), kfake.SeedTopics(3, "orders", "orders.DLT")}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(c.dir)}
 	if c.port != 0 {
 		opts = append(opts, kfake.Ports(c.port))
 	}
@@ -85,9 +90,6 @@ func run(brokers string) error {
 		defer func() { kf.c.Close() }()
 		addrs = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(kf.port))}
 		fmt.Printf("in-process cluster at %s\n", addrs[0])
-		if err := limitMessageBytes(ctx, addrs, "orders", 64<<10); err != nil {
-			return err
-		}
 	}
 
 	cfg := presets.Reliable()
@@ -98,6 +100,23 @@ func run(brokers string) error {
 	p, err := kafkaproducer.New(cfg)
 	if err != nil {
 		return err
+	}
+	// orders refuses records above 64 KiB, so a large one has
+	// somewhere to fail; orders.DLT takes them.
+	need := []topics.Topic{
+		{Name: "orders", Partitions: 3, Configs: map[string]string{"max.message.bytes": "65536"}},
+		{Name: "orders.DLT", Partitions: 3},
+	}
+	rep, err := topics.Ensure(ctx, p.Client(), need)
+	if err != nil {
+		return err
+	}
+	fmt.Println("topics:", rep)
+	limited := true // orders has the 64 KiB limit, unless it existed with another
+	for _, d := range rep.Drift {
+		if d.Topic == "orders" && len(d.Configs) > 0 {
+			limited = false
+		}
 	}
 	var deadLettered, spooled atomic.Int64
 	d, err := dlq.New(p, dlq.Config{
@@ -142,8 +161,14 @@ func run(brokers string) error {
 	big := order(healthy)
 	big.Value = make([]byte, 200_000) // above orders' max.message.bytes (64 KiB here), fine for orders.DLT
 	_, _ = rand.Read(big.Value)       // incompressible, so it stays too large
-	if r, err := d.Send(ctx, big); err != nil || (kf != nil && r.Disposition != dlq.DeadLettered) {
+	r, err := d.Send(ctx, big)
+	if err != nil || (limited && r.Disposition != dlq.DeadLettered) {
 		return fmt.Errorf("too-large record: %v %v (%v)", r.Disposition, err, r.Attempt.Err)
+	}
+	bigOnTopic := 0 // 1 when orders took the large record (it existed with a higher limit)
+	if r.Disposition == dlq.Delivered {
+		bigOnTopic = 1
+		fmt.Println("  the 200 kB record was delivered: this cluster's orders takes it (see the drift above)")
 	}
 	serr := &kafkaproducer.BadInputError{Topic: "orders", Side: "value", Err: errors.New("json: unsupported value: NaN")}
 	if r, err := d.DeadLetter(ctx, order(healthy+1), serr); err != nil || r.Disposition != dlq.DeadLettered {
@@ -198,7 +223,7 @@ func run(brokers string) error {
 	// 5. Proof: read both topics back and match record IDs.
 	onTopic := countIDs(ctx, addrs, "orders")
 	onDLT := countIDs(ctx, addrs, "orders.DLT")
-	want := healthy + outage
+	want, wantDLT := healthy+outage+bigOnTopic, 2-bigOnTopic
 	dups := 0
 	for _, n := range onTopic {
 		dups += n - 1
@@ -206,34 +231,13 @@ func run(brokers string) error {
 	st := d.Stats()
 	fmt.Println("report:")
 	fmt.Printf("   orders:     %d distinct record IDs (want %d), %d duplicate(s), %d ambiguous\n", len(onTopic), want, dups, st.Ambiguous)
-	fmt.Printf("   orders.DLT: %d record(s) (want 2)\n", len(onDLT))
+	fmt.Printf("   orders.DLT: %d record(s) (want %d)\n", len(onDLT), wantDLT)
 	fmt.Printf("   totals: delivered %d, dead-lettered %d, spooled %d, replayed %d, failed %d\n",
 		st.Delivered, st.DeadLettered, st.Spooled, st.Replayed, st.Failed)
-	if brokers == "" && (len(onTopic) != want || len(onDLT) != 2 || int64(dups) > st.Ambiguous || st.Failed != 0) {
+	if brokers == "" && (len(onTopic) != want || len(onDLT) != wantDLT || int64(dups) > st.Ambiguous || st.Failed != 0) {
 		return errors.New("some record is not where it should be")
 	}
 	fmt.Println("every record accounted for")
-	return nil
-}
-
-// limitMessageBytes sets topic's max.message.bytes, so the example has a
-// record its topic refuses and its dead-letter topic takes.
-func limitMessageBytes(ctx context.Context, addrs []string, topic string, n int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	v := strconv.Itoa(n)
-	rs, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: &v}}, topic)
-	if err == nil {
-		for _, r := range rs {
-			err = errors.Join(err, r.Err)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("set %s max.message.bytes: %w", topic, err)
-	}
 	return nil
 }
 

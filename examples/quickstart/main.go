@@ -5,7 +5,10 @@
 //	go run ./examples/quickstart --brokers host:9092  # a real cluster
 //
 // With no --brokers it starts a kfake cluster in-process, so it needs no
-// Kafka installation.
+// Kafka installation. Either way it first makes sure its topics exist
+// with topics.Ensure (creating any that are missing, 3 partitions each,
+// the broker's replication factor; that needs CREATE where they do not
+// exist yet), then checks topics.Ready, then sends.
 package main
 
 import (
@@ -18,12 +21,14 @@ import (
 
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
+	"github.com/kprod/kprod/topics"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 )
 
 func main() {
-	brokers := flag.String("brokers", "", "comma-separated bootstrap brokers; empty starts an in-process kfake cluster")
+	brokers := flag.String("brokers", "", "comma-separated bootstrap brokers; empty starts an in-process kfake cluster.\n"+
+		"Topics orders, payments and inventory are created there if missing (3 partitions, the broker's replication factor)")
 	preset := flag.String("preset", presets.NameReliable, "preset: "+strings.Join(presets.Names(), ", "))
 	verbose := flag.Bool("v", false, "log client events to stderr")
 	flag.Parse()
@@ -34,16 +39,16 @@ func main() {
 }
 
 func run(brokers, preset string, verbose bool) error {
-	topics := []string{"orders", "payments", "inventory"}
+	want := []topics.Topic{{Name: "orders", Partitions: 3}, {Name: "payments", Partitions: 3}, {Name: "inventory", Partitions: 3}}
 	addrs := strings.Split(brokers, ",")
 	if brokers == "" {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
 			return fmt.Errorf("start embedded kfake: %w", err)
 		}
 		defer c.Close()
 		addrs = c.ListenAddrs()
-		fmt.Printf("embedded kfake cluster at %s (topics %s, 3 partitions each)\n", strings.Join(addrs, ","), strings.Join(topics, ", "))
+		fmt.Printf("embedded kfake cluster at %s\n", strings.Join(addrs, ","))
 	}
 
 	cfg, err := presets.ByName(preset)
@@ -71,6 +76,16 @@ func run(brokers, preset string, verbose bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := p.Ping(ctx); err != nil {
+		return err
+	}
+	// The service's topics: created if missing, drift reported, then
+	// the readiness check a health endpoint would run.
+	rep, err := topics.Ensure(ctx, p.Client(), want)
+	if err != nil {
+		return err
+	}
+	fmt.Println("topics:", rep)
+	if err := topics.Ready(ctx, p.Client(), topics.Names(want...)...); err != nil {
 		return err
 	}
 

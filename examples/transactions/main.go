@@ -5,8 +5,10 @@
 // ID fences the first.
 //
 // With no arguments it runs against an in-process kfake cluster. With
-// --brokers host:port,... it uses that cluster instead; the topics orders,
-// payments and inventory must exist (or auto-creation be on).
+// --brokers host:port,... it uses that cluster instead. Either way it
+// first makes sure the topics orders, payments and inventory exist with
+// topics.Ensure (3 partitions each, the broker's replication factor,
+// created only where missing, which needs CREATE on them).
 package main
 
 import (
@@ -21,15 +23,17 @@ import (
 
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
+	"github.com/kprod/kprod/topics"
 	"github.com/kprod/kprod/txn"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-var topics = []string{"orders", "payments", "inventory"}
+var want = []topics.Topic{{Name: "orders", Partitions: 3}, {Name: "payments", Partitions: 3}, {Name: "inventory", Partitions: 3}}
 
 func main() {
-	brokers := flag.String("brokers", "", "comma-separated host:port list of a real cluster (default: in-process kfake)")
+	brokers := flag.String("brokers", "", "comma-separated host:port list of a real cluster (default: in-process kfake).\n"+
+		"Topics orders, payments and inventory are created there if missing (3 partitions, the broker's replication factor)")
 	orders := flag.Int("orders", 60, "checkouts to run")
 	flag.Parse()
 	if err := run(*brokers, *orders); err != nil {
@@ -44,7 +48,7 @@ func run(brokers string, n int) error {
 
 	var addrs []string
 	if brokers == "" {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
 			return err
 		}
@@ -54,6 +58,9 @@ func run(brokers string, n int) error {
 	} else {
 		addrs = strings.Split(brokers, ",")
 		fmt.Println("cluster:", brokers)
+	}
+	if err := ensureTopics(ctx, addrs); err != nil {
+		return err
 	}
 	runID := fmt.Sprintf("run%d", time.Now().UnixNano())
 
@@ -153,7 +160,7 @@ func run(brokers string, n int) error {
 	committed++
 
 	// What a read_committed consumer sees.
-	for _, topic := range topics {
+	for _, topic := range topics.Names(want...) {
 		got, err := readRun(ctx, addrs, topic, runID, committed)
 		if err != nil {
 			return err
@@ -169,6 +176,23 @@ func run(brokers string, n int) error {
 	}
 	fmt.Println("OK: every committed checkout is visible in all three topics; no declined or fenced one is.")
 	return nil
+}
+
+// ensureTopics creates the example's topics where they are missing and
+// waits until they can take records. It uses a plain franz-go client: the
+// transactional producers come later, from the pool.
+func ensureTopics(ctx context.Context, addrs []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rep, err := topics.Ensure(ctx, cl, want)
+	if err != nil {
+		return err
+	}
+	fmt.Println("topics:", rep)
+	return topics.Ready(ctx, cl, topics.Names(want...)...)
 }
 
 // checkout writes the three records of one order in tx.

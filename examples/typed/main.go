@@ -7,7 +7,9 @@
 //
 // With no flags it runs against an in-process kfake broker and an
 // in-process srfake registry. --brokers uses a real cluster, --registry a
-// real Schema Registry.
+// real Schema Registry. Either way it first makes sure its two topics
+// exist with topics.Ensure (3 partitions, the broker's replication
+// factor, created only where missing).
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"github.com/kprod/kprod/presets"
 	"github.com/kprod/kprod/serde/avro"
 	kprodsr "github.com/kprod/kprod/serde/sr"
+	"github.com/kprod/kprod/topics"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -68,7 +71,8 @@ const (
 )
 
 func main() {
-	brokers := flag.String("brokers", "", "comma-separated host:port list of a real cluster (default: in-process kfake)")
+	brokers := flag.String("brokers", "", "comma-separated host:port list of a real cluster (default: in-process kfake).\n"+
+		"Topics "+jsonTopic+" and "+avroTopic+" are created there if missing (3 partitions, the broker's replication factor)")
 	registry := flag.String("registry", "", "Schema Registry URL (default: in-process srfake)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
@@ -82,7 +86,7 @@ func main() {
 func run(ctx context.Context, brokers, registryURL string) error {
 	addrs := strings.Split(brokers, ",")
 	if brokers == "" {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, jsonTopic, avroTopic))
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
 			return fmt.Errorf("start kfake: %w", err)
 		}
@@ -114,6 +118,12 @@ func run(ctx context.Context, brokers, registryURL string) error {
 		return err
 	}
 	defer p.Close(context.Background())
+	want := []topics.Topic{{Name: jsonTopic, Partitions: 3}, {Name: avroTopic, Partitions: 3}}
+	rep, err := topics.Ensure(ctx, p.Client(), want)
+	if err != nil {
+		return err
+	}
+	fmt.Println("topics:  ", rep)
 
 	// Two typed producers share the one Producer.
 	asJSON, err := kafkaproducer.NewTyped[string, *Order](p, kafkaproducer.StringSerializer{}, kafkaproducer.JSON[*Order]())
