@@ -254,57 +254,93 @@ func decodeEntry(payload []byte) (Entry, error) {
 	return e, nil
 }
 
-// span is a byte range [Off, End) of a segment.
+// span is a byte range [Off, End) of a segment file.
 type span struct{ Off, End int }
 
-// scanResult is what scanFrames found in a segment's bytes (after the file
-// header): the good frames' payload ranges, the damaged ranges between
-// them, and whether the data ends in a torn (incomplete) frame.
-type scanResult struct {
-	frames []span // frame ranges (header included)
-	bad    []span // damaged bytes, to quarantine
-	torn   int    // start of a torn tail, or -1
+// badSpan is a damaged range and why the scanner rejected its first bytes.
+type badSpan struct {
+	span
+	why string
 }
 
-// scanFrames walks data frame by frame. A frame whose magic, length or CRC
-// is wrong makes it search for the next magic that starts a valid frame;
-// the bytes skipped are reported as bad. An incomplete frame at the very
-// end (a write cut short by a crash) is a torn tail, not damage.
-func scanFrames(data []byte) scanResult {
+// scanResult is what a scan found in a segment file: whether it starts
+// with an intact file header, the good frames, the damaged ranges
+// between them, and whether the data ends in a torn (incomplete) frame.
+// All offsets are from the start of the file. The header (if intact),
+// frames, bad ranges and the torn tail cover the bytes scanned exactly
+// once, in order: no byte goes unaccounted.
+type scanResult struct {
+	header bool      // data starts with an intact file header
+	frames []span    // frame ranges (frame header included)
+	bad    []badSpan // damaged bytes, to quarantine
+	torn   int       // start of a torn tail, or -1
+}
+
+// scanSegment scans a whole segment file. The file header carries
+// nothing a frame needs (each payload has its own version byte), so a
+// damaged header costs only its own 16 bytes: they become the first
+// damaged range and the frames after it are read as usual.
+func scanSegment(data []byte) scanResult {
+	if validFileHeader(data) {
+		res := scanFrames(data, fileHeaderSize, "")
+		res.header = true
+		return res
+	}
+	why := "segment file header damaged"
+	if len(data) > len(fileMagic) && string(data[:len(fileMagic)]) == fileMagic && data[len(fileMagic)] != formatVersion {
+		why = fmt.Sprintf("segment file header names version %d, not %d", data[len(fileMagic)], formatVersion)
+	}
+	return scanFrames(data, 0, why)
+}
+
+// scanFrames walks data frame by frame from offset from. A frame whose
+// magic, length or CRC is wrong makes it search for the next magic that
+// starts a valid frame; the bytes skipped are reported as bad. An
+// incomplete frame at the very end (a write cut short by a crash) is a
+// torn tail, not damage, unless damage came just before it or its bytes
+// hold a whole frame whose length field alone is wrong. A non-empty
+// damaged says the bytes from from are damaged already (and why).
+func scanFrames(data []byte, from int, damaged string) scanResult {
 	res := scanResult{torn: -1}
-	off := 0
-	badStart := -1
+	off := from
+	bad := badSpan{span: span{-1, -1}}
+	if damaged != "" {
+		bad = badSpan{span{from, -1}, damaged}
+	}
 	flushBad := func(end int) {
-		if badStart >= 0 {
-			res.bad = append(res.bad, span{badStart, end})
-			badStart = -1
+		if bad.Off >= 0 && end > bad.Off {
+			bad.End = end
+			res.bad = append(res.bad, bad)
 		}
+		bad.Off = -1
 	}
 	for off < len(data) {
-		end, st := checkFrame(data, off)
-		switch st {
-		case frameOK:
+		end, st, why := checkFrame(data, off)
+		if st == frameOK {
 			flushBad(off)
 			res.frames = append(res.frames, span{off, end})
 			off = end
 			continue
-		case frameTruncated:
+		}
+		if st == frameTruncated && bad.Off < 0 {
 			// Incomplete: a torn tail if no valid frame follows (a
-			// corrupted length can also look incomplete).
-			if badStart < 0 && !validFrameAfter(data, off+1) {
+			// damaged length can also look incomplete).
+			switch {
+			case validFrameAfter(data, off+1):
+				why = "frame length runs past the next valid frame"
+			case wholeFrameMisLength(data, off):
+				why = "frame length damaged (the bytes to the end hold a whole frame)"
+			default:
 				res.torn = off
 				return res
 			}
 		}
-		if badStart < 0 {
-			badStart = off
+		if bad.Off < 0 {
+			bad = badSpan{span{off, -1}, why}
 		}
 		next := nextMagic(data, off+1)
 		if next < 0 {
-			// Nothing after: if the damage began with a truncated frame
-			// it is a torn tail; otherwise quarantine to the end.
-			flushBad(len(data))
-			return res
+			break // nothing after: damaged to the end
 		}
 		off = next
 	}
@@ -320,38 +356,64 @@ const (
 	frameTruncated
 )
 
-func checkFrame(data []byte, off int) (int, frameStatus) {
+// checkFrame checks the frame at off: its end and status, and for a bad
+// one, why.
+func checkFrame(data []byte, off int) (int, frameStatus, string) {
 	rest := data[off:]
 	if len(rest) < frameHeader {
-		if len(rest) >= 4 && [4]byte(rest[:4]) != frameMagic {
-			return 0, frameBad
+		if len(rest) >= 4 && [4]byte(rest[:4]) != frameMagic || len(rest) < 4 && !isMagicPrefix(rest) {
+			return 0, frameBad, "no frame magic"
 		}
-		if len(rest) < 4 && !isMagicPrefix(rest) {
-			return 0, frameBad
-		}
-		return 0, frameTruncated
+		return 0, frameTruncated, "frame header cut short"
 	}
 	if [4]byte(rest[:4]) != frameMagic {
-		return 0, frameBad
+		return 0, frameBad, "no frame magic"
 	}
 	n := binary.BigEndian.Uint32(rest[4:8])
 	if n > MaxEntryBytes {
-		return 0, frameBad
+		return 0, frameBad, fmt.Sprintf("frame length %d above the %d-byte limit", n, MaxEntryBytes)
 	}
 	if uint64(len(rest)) < frameHeader+uint64(n) {
-		return 0, frameTruncated
+		return 0, frameTruncated, "frame cut short"
 	}
 	crc := crc32.Update(0, castagnoli, rest[4:8])
 	crc = crc32.Update(crc, castagnoli, rest[frameHeader:frameHeader+int(n)])
 	if crc != binary.BigEndian.Uint32(rest[8:12]) {
-		return 0, frameBad
+		return 0, frameBad, "frame CRC-32C mismatch"
 	}
-	return off + frameHeader + int(n), frameOK
+	return off + frameHeader + int(n), frameOK, ""
 }
 
 func validFrameAfter(data []byte, from int) bool {
 	for i := nextMagic(data, from); i >= 0; i = nextMagic(data, i+1) {
-		if _, st := checkFrame(data, i); st == frameOK {
+		if _, st, _ := checkFrame(data, i); st == frameOK {
+			return true
+		}
+	}
+	return false
+}
+
+// wholeFrameMisLength reports whether the frame at off, which claims more
+// bytes than data holds, checks out with the length the data implies: up
+// to the end, or up to a later magic (a torn frame after it). Then it is
+// a whole frame, written and acknowledged, whose length field was
+// damaged: damage to quarantine, not a torn tail to cut.
+func wholeFrameMisLength(data []byte, off int) bool {
+	if len(data)-off < frameHeader {
+		return false
+	}
+	want := binary.BigEndian.Uint32(data[off+8 : off+12])
+	check := func(end int) bool {
+		var l [4]byte
+		binary.BigEndian.PutUint32(l[:], uint32(end-off-frameHeader))
+		crc := crc32.Update(0, castagnoli, l[:])
+		return crc32.Update(crc, castagnoli, data[off+frameHeader:end]) == want
+	}
+	if check(len(data)) {
+		return true
+	}
+	for i := nextMagic(data, off+frameHeader); i >= 0; i = nextMagic(data, i+1) {
+		if check(i) {
 			return true
 		}
 	}
@@ -383,8 +445,17 @@ func fileHeaderBytes() []byte {
 	return h
 }
 
+// validFileHeader reports whether b starts with the exact file header
+// (reserved bytes zero), so that any damage to it is seen and reported.
 func validFileHeader(b []byte) bool {
-	return len(b) >= fileHeaderSize && string(b[:len(fileMagic)]) == fileMagic && b[len(fileMagic)] == formatVersion
+	return len(b) >= fileHeaderSize && string(b[:fileHeaderSize]) == string(fileHeaderBytes())
+}
+
+// isPrefixOfHeader reports whether b, shorter than a header, is the start
+// of one: a segment created but cut before its header was complete.
+func isPrefixOfHeader(b []byte) bool {
+	h := fileHeaderBytes()
+	return len(b) <= len(h) && string(h[:len(b)]) == string(b)
 }
 
 func crc32c(b []byte) uint32    { return crc32.Checksum(b, castagnoli) }

@@ -373,11 +373,11 @@ func TestDrainReject(t *testing.T) {
 		t.Fatalf("rejected files %v", rej)
 	}
 	data, _ := os.ReadFile(rej[0])
-	res := scanFrames(data[fileHeaderSize:])
-	if !validFileHeader(data) || len(res.frames) != 1 {
-		t.Fatalf("rejected file: %d frames", len(res.frames))
+	res := scanSegment(data)
+	if !res.header || len(res.frames) != 1 || len(res.bad) != 0 || res.torn >= 0 {
+		t.Fatalf("rejected file: %+v", res)
 	}
-	e, err := decodeEntry(data[fileHeaderSize+frameHeader : fileHeaderSize+res.frames[0].End])
+	e, err := decodeEntry(data[res.frames[0].Off+frameHeader : res.frames[0].End])
 	if err != nil || string(e.Value) != "value-000002" {
 		t.Fatalf("rejected entry %q %v", e.Value, err)
 	}
