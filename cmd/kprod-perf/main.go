@@ -8,6 +8,14 @@
 //	kprod-perf --bootstrap-server localhost:9092 --topic perf --producer-prop linger=5ms --producer-prop compression=zstd
 //	kprod-perf --transactional --transaction-size 1000 --json
 //
+// Like Kafka's perf tools on a broker with auto.create.topics.enable, it
+// works on a cluster with no topics: it creates --topic when missing
+// (topics.Ensure; --partitions, default the broker's num.partitions, and
+// --replication-factor, default the broker's default.replication.factor;
+// that needs CREATE on the topic or the cluster). An existing topic is
+// used as it is; fewer partitions than --partitions is reported, not
+// changed.
+//
 // It prints a progress line every 5 seconds and a final summary with
 // percentiles, and exits 1 if any record failed, 2 on bad flags.
 package main
@@ -29,7 +37,9 @@ import (
 
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
+	"github.com/kprod/kprod/topics"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func main() {
@@ -75,12 +85,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		txnSize       = fs.Int64("transaction-size", 1000, "records per transaction (with --transactional)")
 		bootstrap     = fs.String("bootstrap-server", "", "host:port[,host:port]; empty starts an in-process kfake broker")
 		topic         = fs.String("topic", "perf", "topic to write")
-		partitions    = fs.Int("partitions", 6, "partitions of the topic on the in-process broker")
-		keys          = fs.Int("keys", 10_000, "distinct keys, used round-robin; 0 sends unkeyed records")
-		asJSON        = fs.Bool("json", false, "print the result as one JSON object and no progress lines")
-		compare       = fs.Bool("compare", false, "run every preset in turn and print one table")
-		reportEvery   = fs.Duration("report-interval", 5*time.Second, "time between progress lines")
-		props         = props{}
+		partitions    = fs.Int("partitions", 6, "partitions of --topic if kprod-perf creates it; with --bootstrap-server\n"+
+			"and this flag not given, the broker's default (num.partitions)")
+		replication = fs.Int("replication-factor", 0, "replication factor of --topic if kprod-perf creates it; 0 is the broker's default\n"+
+			"(default.replication.factor)")
+		keys        = fs.Int("keys", 10_000, "distinct keys, used round-robin; 0 sends unkeyed records")
+		asJSON      = fs.Bool("json", false, "print the result as one JSON object and no progress lines")
+		compare     = fs.Bool("compare", false, "run every preset in turn and print one table")
+		reportEvery = fs.Duration("report-interval", 5*time.Second, "time between progress lines")
+		props       = props{}
 	)
 	fs.Var(props, "producer-prop", "producer setting `NAME=value`, repeatable: a KPROD_* variable name without the prefix\n"+
 		"(LINGER=5ms, COMPRESSION=zstd), any case, '.' for '_', or a Java name (linger.ms=5)")
@@ -108,8 +121,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("--keys must not be negative, got %d", *keys)
 	case *partitions <= 0 || *partitions > 10_000:
 		return usagef("--partitions must be between 1 and 10000, got %d", *partitions)
-	case set["partitions"] && *bootstrap != "":
-		return usagef("--partitions applies only to the in-process broker: drop it or --bootstrap-server")
+	case *replication < 0 || *replication > 32767:
+		return usagef("--replication-factor must be between 0 (the broker's default) and 32767, got %d", *replication)
 	case *transactional && *txnSize <= 0:
 		return usagef("--transaction-size must be positive, got %d", *txnSize)
 	case set["transaction-size"] && !*transactional:
@@ -152,13 +165,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	brokers := splitBrokers(*bootstrap)
 	where := *bootstrap
 	if len(brokers) == 0 {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), *topic))
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
 			return fmt.Errorf("kprod: start in-process broker: %w", err)
 		}
 		defer c.Close()
 		brokers = c.ListenAddrs()
-		where = fmt.Sprintf("in-process kfake, %d partitions", *partitions)
+		where = "in-process kfake"
+	}
+	want := topics.Topic{Name: *topic, ReplicationFactor: int16(*replication)}
+	if len(splitBrokers(*bootstrap)) == 0 || set["partitions"] {
+		want.Partitions = int32(*partitions)
+	}
+	rep, err := ensureTopic(ctx, cfgs[0], brokers, want)
+	if err != nil {
+		return err
 	}
 
 	o := runOpts{
@@ -175,6 +196,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		o.progress = stdout
 		fmt.Fprintf(stdout, "kprod-perf: %d records of %d bytes to %q (%s), keys %d, throughput %s, transactional %v\n",
 			o.numRecords, o.recordSize, o.topic, where, o.keys, rate(o.throughput), o.transactional)
+		fmt.Fprintf(stdout, "topic: %s\n", rep)
 	}
 
 	results := make([]result, 0, len(names))
@@ -225,6 +247,29 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	return errors.Join(runErrs...)
+}
+
+// ensureTopic creates the topic when it is missing, through a client with
+// cfg's connection settings (TLS, SASL), and waits until it takes records.
+func ensureTopic(ctx context.Context, cfg kafkaproducer.Config, brokers []string, t topics.Topic) (topics.Report, error) {
+	cfg.Brokers = brokers
+	cfg.TransactionalID = "" // an admin client, not a transactional producer
+	opts, err := cfg.ClientOpts()
+	if err != nil {
+		return topics.Report{}, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return topics.Report{}, fmt.Errorf("kprod: admin client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rep, err := topics.Ensure(ctx, cl, []topics.Topic{t})
+	if err == nil {
+		err = topics.Ready(ctx, cl, t.Name)
+	}
+	return rep, err
 }
 
 func splitBrokers(s string) []string {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 )
 
@@ -190,6 +192,58 @@ func TestRunFailsWhenRecordsFail(t *testing.T) {
 	}
 }
 
+// On a broker with no topics, kprod-perf creates its topic with the
+// asked partitions, as Kafka's perf test does on an auto-creating broker.
+func TestRunCreatesTopic(t *testing.T) {
+	c := testkit.Cluster(t, nil)
+	addr := strings.Join(c.ListenAddrs(), ",")
+	out, err := runArgs(t, "--bootstrap-server", addr, "--topic", "perfbar", "--num-records", "2000", "--partitions", "4")
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "topic: created perfbar; existing none") || !finalLine.MatchString(out) {
+		t.Fatalf("output:\n%s", out)
+	}
+	if n := partitionsOf(t, c.ListenAddrs(), "perfbar"); n != 4 {
+		t.Fatalf("perfbar has %d partitions, want 4", n)
+	}
+	// A second run uses the topic as it is and says how it differs.
+	out, err = runArgs(t, "--bootstrap-server", addr, "--topic", "perfbar", "--num-records", "2000", "--partitions", "8")
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "topic: created none; existing perfbar; drift perfbar: 4 partitions, want 8") {
+		t.Fatalf("output:\n%s", out)
+	}
+	// Without --partitions, the broker's default (kfake: 10); --json
+	// prints only the result.
+	r := runJSON(t, "--bootstrap-server", addr, "--topic", "perfdefault", "--num-records", "2000", "--replication-factor", "1")
+	checkResult(t, r, 2000)
+	if n := partitionsOf(t, c.ListenAddrs(), "perfdefault"); n != 10 {
+		t.Fatalf("perfdefault has %d partitions, want the broker's 10", n)
+	}
+	// A replication factor the cluster cannot meet is refused by it,
+	// naming the topic, before anything is sent.
+	_, err = runArgs(t, "--bootstrap-server", addr, "--topic", "perfwide", "--num-records", "10", "--replication-factor", "3")
+	if err == nil || !strings.Contains(err.Error(), `"perfwide"`) || !strings.Contains(err.Error(), "INVALID_REPLICATION_FACTOR") {
+		t.Fatalf("want the broker's refusal naming perfwide, got %v", err)
+	}
+}
+
+func partitionsOf(t *testing.T, addrs []string, topic string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	tds, err := kadm.NewClient(cl).ListTopics(testkit.Ctx(t, 10*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(tds[topic].Partitions)
+}
+
 func TestRunRejectsBadFlags(t *testing.T) {
 	tests := []struct {
 		name string
@@ -212,7 +266,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"txn size alone", []string{"--transaction-size", "10"}, "needs --transactional"},
 		{"zero txn size", []string{"--transactional", "--transaction-size", "0"}, "--transaction-size must be positive"},
 		{"compare and preset", []string{"--compare", "--preset", "reliable"}, "drop --preset"},
-		{"partitions with bootstrap", []string{"--partitions", "3", "--bootstrap-server", "127.0.0.1:1"}, "--partitions"},
+		{"negative replication factor", []string{"--replication-factor", "-1"}, "--replication-factor must be between"},
 		{"unknown flag", []string{"--acks", "all"}, "not defined"},
 		{"stray argument", []string{"perf"}, "unexpected argument"},
 	}
