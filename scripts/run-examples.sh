@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds every examples/* program and runs it with no arguments (each starts
-# an embedded kfake cluster and must exit 0 within its time limit).
+# an embedded kfake cluster and must exit 0 within its time limit), then
+# runs them all and kprod-perf against a bare kfake-broker process
+# (run-examples-bare.sh: no topics, with and without auto-creation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)
@@ -18,4 +20,5 @@ for dir in examples/*/; do
 		status=1
 	fi
 done
+bash scripts/run-examples-bare.sh "$bin" || status=1
 exit $status

@@ -85,8 +85,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		txnSize       = fs.Int64("transaction-size", 1000, "records per transaction (with --transactional)")
 		bootstrap     = fs.String("bootstrap-server", "", "host:port[,host:port]; empty starts an in-process kfake broker")
 		topic         = fs.String("topic", "perf", "topic to write")
-		partitions    = fs.Int("partitions", 6, "partitions of --topic if kprod-perf creates it; with --bootstrap-server\n"+
-			"and this flag not given, the broker's default (num.partitions)")
+		partitions    = fs.Int("partitions", 6, "partitions of --topic if kprod-perf creates it; the default applies to the in-process\n"+
+			"broker, and with --bootstrap-server the broker's num.partitions does unless this flag is given")
 		replication = fs.Int("replication-factor", 0, "replication factor of --topic if kprod-perf creates it; 0 is the broker's default\n"+
 			"(default.replication.factor)")
 		keys        = fs.Int("keys", 10_000, "distinct keys, used round-robin; 0 sends unkeyed records")
