@@ -10,6 +10,7 @@ import (
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkSendAsyncDuringOutage(b *testing.B) {
 		Replay:   dlq.ReplayConfig{Disable: true},
 	})
 	br.stop()
-	testkit.WaitFor(b, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(b, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == gobreaker.StateOpen })
 	rec := kafkaproducer.Record{Topic: "orders", Key: []byte("customer-0042"), Value: make([]byte, 100)}
 	var wg sync.WaitGroup
 	b.ReportAllocs()

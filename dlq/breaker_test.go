@@ -7,6 +7,7 @@ import (
 
 	"github.com/kprod/kprod/dlq"
 	"github.com/kprod/kprod/internal/testkit"
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,13 +52,13 @@ func TestBreakerFailureRatio(t *testing.T) {
 	for _, tc := range []struct {
 		name                      string
 		failing, refused, healthy int
-		want                      string
+		want                      gobreaker.State
 	}{
-		{"half the sends fail", 10, 0, 10, "open"},
-		{"a quarter fail", 5, 0, 15, "closed"},
+		{"half the sends fail", 10, 0, 10, gobreaker.StateOpen},
+		{"a quarter fail", 5, 0, 15, gobreaker.StateClosed},
 		// Refused records count as sends, not as failures, as
 		// gobreaker's exclusions do: 10 of 40.
-		{"a quarter fail, half the rest are refused", 10, 20, 10, "closed"},
+		{"a quarter fail, half the rest are refused", 10, 20, 10, gobreaker.StateClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBroker(t, "orders")
@@ -103,11 +104,11 @@ func TestBreakerSuccessResetsConsecutive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := d.BreakerState(); got != "closed" {
+	if got := d.BreakerState(); got != gobreaker.StateClosed {
 		t.Fatalf("breaker %s after failures each followed by a success", got)
 	}
 	sendAll(t, d, 3, 0, 0)
-	if got := d.BreakerState(); got != "open" {
+	if got := d.BreakerState(); got != gobreaker.StateOpen {
 		t.Fatalf("breaker %s after 3 failures in a row", got)
 	}
 }
@@ -124,7 +125,7 @@ func TestBreakerIgnoresBadInput(t *testing.T) {
 		Breaker:  dlq.BreakerConfig{ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 5, OpenTimeout: time.Minute, PingInterval: -1},
 	})
 	sendAll(t, d, 0, 10, 0)
-	if got := d.BreakerState(); got != "closed" {
+	if got := d.BreakerState(); got != gobreaker.StateClosed {
 		t.Fatalf("breaker %s after 10 records refused as too large", got)
 	}
 	if st := d.Stats(); st.DeadLettered+st.Spooled+st.Failed != 10 {

@@ -10,58 +10,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// Route is where a record that failed terminally goes.
-type Route uint8
-
-// The routes.
-const (
-	// RouteSpool writes the record to the spool, to be replayed to its
-	// original topic later. For failures that are not the record's
-	// fault: timeouts, an unreachable cluster, an open breaker, closing.
-	RouteSpool Route = iota + 1
-	// RouteDeadLetter sends the record to its dead-letter topic (and to
-	// the spool, destined for that topic, if the dead-letter topic cannot
-	// take it either). For failures that are the record's fault.
-	RouteDeadLetter
-	// RouteFail returns the error to the caller and keeps nothing.
-	RouteFail
-)
-
-func (r Route) String() string {
-	switch r {
-	case RouteSpool:
-		return "spool"
-	case RouteDeadLetter:
-		return "dead_letter"
-	case RouteFail:
-		return "fail"
-	}
-	return fmt.Sprintf("route(%d)", uint8(r))
-}
-
-// DefaultRoute is the policy used when Config.Route is nil:
-//
-//	bad_input, authorization, fatal, abortable -> RouteDeadLetter
-//	canceled                                   -> RouteFail (the caller gave up; it gets the error)
-//	timeout, retriable, closed (and anything else) -> RouteSpool
-func DefaultRoute(c kafkaproducer.Class) Route {
-	switch c {
-	case kafkaproducer.ClassBadInput, kafkaproducer.ClassAuthorization, kafkaproducer.ClassFatal, kafkaproducer.ClassAbortable:
-		return RouteDeadLetter
-	case kafkaproducer.ClassCanceled:
-		return RouteFail
-	default:
-		return RouteSpool
-	}
-}
-
 // OpenPolicy is what sends do while the circuit breaker is open.
 type OpenPolicy uint8
 
 // The open policies.
 const (
 	// OpenSpool (the default) routes sends straight to the spool (by
-	// Config.Route for ClassRetriable, so RouteSpool unless changed),
+	// Config.Route for ErrCircuitOpen, so RouteSpool unless changed),
 	// without touching Kafka.
 	OpenSpool OpenPolicy = iota
 	// OpenFailFast refuses sends with ErrCircuitOpen at once.
@@ -122,7 +77,9 @@ type BreakerConfig struct {
 	PingTimeout time.Duration
 }
 
-// ReplayConfig configures redrive from the spool.
+// ReplayConfig configures redrive from the spool: the Producer's
+// automatic replay and Producer.Replay (as Config.Replay), and the
+// package-level Replay that tools use (through the Config it takes).
 type ReplayConfig struct {
 	// Disable turns off automatic replay; call Producer.Replay or use
 	// cmd/kprod-spool instead.
@@ -136,6 +93,13 @@ type ReplayConfig struct {
 	// ToDeadLetter sends spooled records to their dead-letter topic
 	// (with dead-letter headers) rather than their original topic.
 	ToDeadLetter bool
+	// KeepTimestamps sends records with their original timestamp. Only
+	// safe when the producer's DeliveryTimeout is zero or longer than
+	// the oldest record's age: franz-go measures the delivery timeout
+	// from the record's timestamp and fails older records at once. By
+	// default replayed records are stamped with the replay time and
+	// carry the original in the kprod-original-timestamp header.
+	KeepTimestamps bool
 }
 
 // Config configures a dead-letter Producer.
@@ -158,14 +122,19 @@ type Config struct {
 	// DeadLetterTimeout bounds one dead-letter send. Zero means 10s.
 	DeadLetterTimeout time.Duration
 
-	// Route decides where a failed record goes, by its class. Nil means
-	// DefaultRoute. An open breaker's refusals have ClassRetriable.
-	Route func(kafkaproducer.Class) Route
+	// Route decides where a failed record goes, given its error (a
+	// *kafkaproducer.SendError: match causes with errors.Is, classes with
+	// kafkaproducer.Classify). Nil means DefaultRoute, which routes by
+	// cause first (a missing or denied topic waits in the spool) and by
+	// class second. An open breaker's refusals wrap ErrCircuitOpen with
+	// ClassRetriable. Refusals of the call itself are never routed.
+	Route func(err error) Route
 	// WhenOpen is what sends do while the breaker is open.
 	WhenOpen OpenPolicy
 	// Breaker configures the circuit breaker.
 	Breaker BreakerConfig
-	// Replay configures redrive.
+	// Replay configures redrive (automatic, Producer.Replay, and the
+	// package-level Replay).
 	Replay ReplayConfig
 	// StrictOrder sends new records to the spool while it holds any, so
 	// a key's records reach Kafka in send order across an outage (see
@@ -187,15 +156,13 @@ type Config struct {
 
 	// OnRecord is called once for every record that is dead-lettered or
 	// spooled, after it is durable there and before its result is
-	// returned or its callback runs; on the goroutine that routed it (the
-	// caller's for Send, SendBatch and DeadLetter; the producer's router
-	// goroutine for SendAsync). It must not block or call back into the
-	// Producer.
+	// returned or its callback runs, on the Producer's router goroutine.
+	// It must not block or call back into the Producer.
 	OnRecord func(Event) `kprod:"-"`
 	// Observer receives counts for metrics; nil means none.
 	Observer Observer `kprod:"-"`
 	// Logger receives routing, breaker and replay events. Zero means
-	// the wrapped producer's logger.
+	// the wrapped producer's Config.Logger (none if that is nil too).
 	Logger *zap.Logger `kprod:"-"`
 	// Now is the clock for failure times. Zero means time.Now.
 	Now func() time.Time `kprod:"-"`
@@ -275,11 +242,13 @@ func (c *Config) withDefaults() error {
 	return nil
 }
 
-// Observer receives the dead-letter path's counts, for metrics. Every
-// method must be fast, must not block and must not call back into the
-// Producer; they run on the goroutine that routed or replayed the record
-// (OnBreakerState on the producer's supervisor goroutine), never under a
-// lock. Labels are bounded: topic names and the three breaker states.
+// Observer receives the dead-letter path's counts, for metrics. Its
+// methods take only plain types, so a metrics package implements it
+// without importing dlq. Every method must be fast, must not block and
+// must not call back into the Producer; they run on the goroutine that
+// routed or replayed the record (the router, the supervisor, or the
+// caller of Replay and New), never under a lock. Labels are bounded:
+// topic names, the three breaker states and the two set-aside reasons.
 type Observer interface {
 	// OnDeadLettered: a record from topic was acknowledged on its
 	// dead-letter topic.
@@ -289,11 +258,17 @@ type Observer interface {
 	// OnReplayed: a spooled record was acknowledged on topic (its
 	// destination) and removed from the spool.
 	OnReplayed(topic string)
-	// OnAmbiguous: a record for topic failed in a way that may have
-	// written it (anything but an explicit refusal by the broker); once
-	// replayed the topic may hold it twice, with the same record ID.
+	// OnAmbiguous: a record for topic failed after it may have been
+	// written; once replayed the topic may hold it twice, with the same
+	// record ID.
 	OnAmbiguous(topic string)
-	// OnBreakerState: the breaker moved to "closed", "half-open" or "open".
+	// OnSetAside: the spool set a record for topic aside, where only an
+	// operator gets it back: reason is "rejected" (SetAsideRejected:
+	// replay found it can never be written) or "quarantined"
+	// (SetAsideQuarantined: damaged bytes; topic is then "", unknown).
+	OnSetAside(topic, reason string)
+	// OnBreakerState: the breaker moved to "closed", "half-open" or
+	// "open" (gobreaker.State's String).
 	OnBreakerState(state string)
 	// OnSpoolSize: the spool now holds records and bytes.
 	OnSpoolSize(records, bytes int64)
@@ -301,9 +276,10 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) OnDeadLettered(string)    {}
-func (nopObserver) OnSpooled(string)         {}
-func (nopObserver) OnReplayed(string)        {}
-func (nopObserver) OnAmbiguous(string)       {}
-func (nopObserver) OnBreakerState(string)    {}
-func (nopObserver) OnSpoolSize(int64, int64) {}
+func (nopObserver) OnDeadLettered(string)     {}
+func (nopObserver) OnSpooled(string)          {}
+func (nopObserver) OnReplayed(string)         {}
+func (nopObserver) OnAmbiguous(string)        {}
+func (nopObserver) OnSetAside(string, string) {}
+func (nopObserver) OnBreakerState(string)     {}
+func (nopObserver) OnSpoolSize(int64, int64)  {}

@@ -18,6 +18,7 @@ import (
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -85,13 +86,13 @@ func TestHealthySends(t *testing.T) {
 		ids[string(id)] = true
 	}
 	st := d.Stats()
-	if st.Delivered != 51 || st.Spooled != 0 || st.SpoolRecords != 0 || !d.Healthy() || d.BreakerState() != "closed" {
+	if st.Delivered != 51 || st.Spooled != 0 || st.SpoolRecords != 0 || !d.Healthy() || d.BreakerState() != gobreaker.StateClosed {
 		t.Fatalf("stats %+v healthy %v", st, d.Healthy())
 	}
 }
 
-// TestNonRetriableToDeadLetter: MESSAGE_TOO_LARGE, TOPIC_AUTHORIZATION_FAILED
-// and a serialization failure reach orders.DLT with kprod's and Spring's
+// TestNonRetriableToDeadLetter: MESSAGE_TOO_LARGE, INVALID_RECORD and a
+// serialization failure reach orders.DLT with kprod's and Spring's
 // headers; kcat reads them if installed.
 func TestNonRetriableToDeadLetter(t *testing.T) {
 	tests := []struct {
@@ -102,7 +103,7 @@ func TestNonRetriableToDeadLetter(t *testing.T) {
 		cause     string
 	}{
 		{"message too large", kerr.MessageTooLarge, false, "bad_input", "github.com/twmb/franz-go/pkg/kerr.Error"},
-		{"topic authorization failed", kerr.TopicAuthorizationFailed, false, "authorization", "github.com/twmb/franz-go/pkg/kerr.Error"},
+		{"invalid record", kerr.InvalidRecord, false, "bad_input", "github.com/twmb/franz-go/pkg/kerr.Error"},
 		{"serialization error", nil, true, "bad_input", "errors.errorString"},
 	}
 	for _, tt := range tests {
@@ -312,7 +313,7 @@ func TestOpenPolicies(t *testing.T) {
 				t.Fatal(err)
 			}
 			b.stop()
-			testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+			testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == gobreaker.StateOpen })
 			if d.Healthy() {
 				t.Fatal("Healthy with the breaker open")
 			}
@@ -344,7 +345,7 @@ func TestSpoolFull(t *testing.T) {
 		Breaker:  fastBreaker(),
 	})
 	b.stop()
-	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == gobreaker.StateOpen })
 	ctx := testkit.Ctx(t, 10*time.Second)
 	var spooled, full int
 	for i := range 100 {
@@ -497,7 +498,7 @@ func TestReplayKeepsOrderPerKey(t *testing.T) {
 		Replay:   dlq.ReplayConfig{Interval: 50 * time.Millisecond, Chunk: 97},
 	})
 	b.stop()
-	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == gobreaker.StateOpen })
 	const n = 2000
 	recs := make([]kafkaproducer.Record, n)
 	for i := range recs {

@@ -13,10 +13,8 @@ import (
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -99,47 +97,6 @@ func TestDeadLetterWithoutTopicRefused(t *testing.T) {
 	res, err := d.DeadLetter(testkit.Ctx(t, 10*time.Second), kafkaproducer.Record{Value: []byte("v")}, errors.New("bad"))
 	if !errors.Is(err, kafkaproducer.ErrNoTopic) || res.Disposition != dlq.Failed || d.Stats().DeadLettered != 0 {
 		t.Fatalf("DeadLetter without topic: %+v %v", res, err)
-	}
-}
-
-// TestMissingDeadLetterTopicSpooled: a dead letter refused because its
-// topic does not exist is spooled for it (an operator's problem, nothing
-// is lost), replay keeps it while the topic is missing, and delivers it
-// once the topic is created.
-func TestMissingDeadLetterTopicSpooled(t *testing.T) {
-	c := testkit.Cluster(t, []string{"orders"})
-	d := newDLQ(t, quickConfig(c), dlq.Config{
-		SpoolDir:          t.TempDir() + "/spool",
-		DeadLetterTimeout: 5 * time.Second,
-		Replay:            dlq.ReplayConfig{Disable: true},
-	})
-	ctx := testkit.Ctx(t, 40*time.Second)
-	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.MessageTooLarge, Count: 1})
-	res, err := d.Send(ctx, rec("orders", 1))
-	if err != nil || res.Disposition != dlq.Spooled {
-		t.Fatalf("Send: %v %v, want Spooled for the missing dead-letter topic", res.Disposition, err)
-	}
-	if st := d.Spool().Stats(); st.PerTopic["orders.DLT"] != 1 {
-		t.Fatalf("spool %+v, want the record destined for orders.DLT", st)
-	}
-	if st, err := d.Replay(ctx); err == nil || st.Rejected != 0 || d.Spool().Len() != 1 {
-		t.Fatalf("Replay with the topic still missing: %+v %v, spool %d; want it kept", st, err, d.Spool().Len())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "orders.DLT"); err != nil {
-		t.Fatal(err)
-	}
-	testkit.WaitFor(t, 20*time.Second, "replay to the created topic", func() bool {
-		_, err = d.Replay(ctx)
-		return err == nil && d.Spool().Len() == 0
-	})
-	got := testkit.Consume(t, c.ListenAddrs(), "orders.DLT", 1, false, 10*time.Second)[0]
-	if string(got.Value) != "value-1" || string(header(got, dlq.HeaderErrorClass)) != "bad_input" || string(header(got, dlq.DefaultRecordIDHeader)) != res.RecordID {
-		t.Fatalf("dead letter %q headers %v", got.Value, got.Headers)
 	}
 }
 

@@ -126,6 +126,9 @@ func (r *recorder) OnDeadLettered(topic string) { r.add("dead:" + topic) }
 func (r *recorder) OnSpooled(topic string)      { r.add("spooled:" + topic) }
 func (r *recorder) OnReplayed(topic string)     { r.add("replayed:" + topic) }
 func (r *recorder) OnAmbiguous(topic string)    { r.add("ambiguous:" + topic) }
+func (r *recorder) OnSetAside(topic, reason string) {
+	r.add(reason + ":" + topic)
+}
 func (r *recorder) OnBreakerState(s string) {
 	r.mu.Lock()
 	r.states = append(r.states, s)

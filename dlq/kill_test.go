@@ -138,7 +138,7 @@ func TestSIGKILLMidOutage(t *testing.T) {
 	total := s.Len()
 	var st spool.DrainStats
 	for { // the restarted broker may need a moment before it takes writes
-		st, err = dlq.Replay(ctx, s, p, dlq.ReplayOptions{Chunk: 5000})
+		st, err = dlq.Replay(ctx, s, p, dlq.Config{Replay: dlq.ReplayConfig{Chunk: 5000}})
 		if err == nil || ctx.Err() != nil {
 			break
 		}

@@ -2,49 +2,63 @@ package dlq
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/kprod/kprod/dlq/spool"
 	"github.com/kprod/kprod/kafkaproducer"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// ReplayOptions configures Replay.
-type ReplayOptions struct {
-	// Chunk is how many records go per round trip. Zero means 1000.
-	Chunk int
-	// ToDeadLetter sends records spooled for their original topic to
-	// their dead-letter topic instead (named by DeadLetterTopic).
-	ToDeadLetter bool
-	// DeadLetterTopic is the pattern ("{topic}" replaced). Zero means
-	// "{topic}.DLT".
-	DeadLetterTopic string
-	// Observer receives OnReplayed and OnSpoolSize; nil means none.
-	Observer Observer
-	// KeepTimestamps sends records with their original timestamp. Only
-	// safe when p's DeliveryTimeout is zero or longer than the oldest
-	// record's age: franz-go measures the delivery timeout from the
-	// record's timestamp and fails older records at once. By default
-	// replayed records are stamped with the replay time and carry the
-	// original in the kprod-original-timestamp header.
-	KeepTimestamps bool
-	// ClientID, SpringHeaders: as Config's, for the dead letters of
-	// records their topic refuses on replay (ClientID zero means "kprod").
-	ClientID      string
-	SpringHeaders bool
-	// Now is the clock for those dead letters' failure time. Zero means
-	// time.Now.
-	Now func() time.Time
+// Replay sends the spooled records now (in spool order,
+// Config.Replay.Chunk at a time) and removes each once Kafka acknowledged
+// it; see the package Replay for what happens to records their
+// destination refuses. It stops at the first chunk with a failure,
+// keeping the failed records and all later ones in order, and returns
+// that failure. The Producer also replays by itself while its breaker is
+// closed, unless Config.Replay.Disable. After Close began it returns
+// kafkaproducer.ErrClosed; Close waits for a Replay in progress (bounded
+// by its ctx). A nil ctx means context.Background().
+func (d *Producer) Replay(ctx context.Context) (spool.DrainStats, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if d.sp == nil {
+		return spool.DrainStats{}, ErrNoSpool
+	}
+	d.replayMu.Lock()
+	defer d.replayMu.Unlock()
+	if d.replayClosed {
+		return spool.DrainStats{}, kafkaproducer.ErrClosed
+	}
+	st, err := replay(ctx, d.sp, d.p, &d.cfg, d.clientID, d.setAside)
+	d.replayed.Add(st.Sent)
+	return st, err
 }
 
-// Replay drains s through p: records are sent in spool order, Chunk at a
-// time with SendBatch, and each is removed only after Kafka acknowledged
-// it. On the first chunk with a failure it keeps the failed records and
-// everything after them and returns the failure. Use it from tools (see
-// cmd/kprod-spool) or with a Producer's own spool via Producer.Replay.
+// Replay drains s through p, as a Producer's automatic replay does, with
+// the settings of cfg a Producer would use: Replay (Chunk, ToDeadLetter,
+// KeepTimestamps), DeadLetterTopic, SpringHeaders, Observer and Now; the
+// rest of cfg is ignored. Use it from tools (see cmd/kprod-spool); a
+// Producer replays its own spool with Producer.Replay.
+//
+// Records are sent in spool order, Chunk at a time with SendBatch, and
+// each is removed only after Kafka acknowledged it. What a destination
+// refuses:
+//
+//   - for now (unreachable, timeout), or because the topic does not exist
+//     yet or denies the write: the record and every later one are kept,
+//     and Replay returns that failure; the next replay tries again.
+//   - for good (too large, invalid), for a record spooled for its own
+//     topic: it is dead-lettered, as the send path would have; if its
+//     dead-letter topic is missing or denied it is kept, as above.
+//   - for good, for a dead letter (or with ToDeadLetter): the record is
+//     set aside in the spool's rejected/ directory.
+//
+// Every record set aside (rejected, or damaged frames moved to
+// quarantine/) is reported to cfg.Observer.OnSetAside, and Replay then
+// returns an error wrapping ErrSetAside, with the counts, once the rest
+// of the spool was replayed.
 //
 // Order: the spool is one sequence and a chunk goes out through one
 // idempotent producer, so records for one partition (explicit, or by key
@@ -52,47 +66,29 @@ type ReplayOptions struct {
 // franz-go fails a partition's later records together with a failed one,
 // so the records kept after a failure are a suffix per partition and the
 // next replay resumes that order.
-func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, opts ReplayOptions) (spool.DrainStats, error) {
-	if opts.Observer == nil {
-		opts.Observer = nopObserver{}
-	}
-	if opts.DeadLetterTopic == "" {
-		opts.DeadLetterTopic = DefaultDeadLetterTopic
-	}
-	if opts.ClientID == "" {
-		opts.ClientID = "kprod"
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, cfg Config) (spool.DrainStats, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return spool.DrainStats{}, err
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	recs := make([]kafkaproducer.Record, 0, opts.Chunk)
-	st, err := s.Drain(ctx, opts.Chunk, func(ctx context.Context, es []spool.Entry) []error {
+	clientID := p.Config().ClientID
+	if clientID == "" {
+		clientID = "kprod"
+	}
+	obs := cfg.Observer
+	return replay(ctx, s, p, &cfg, clientID, obs.OnSetAside)
+}
+
+// replay is Replay's body; setAside counts and reports a record set aside.
+func replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, cfg *Config, clientID string, setAside func(topic, reason string)) (spool.DrainStats, error) {
+	rc := cfg.Replay
+	recs := make([]kafkaproducer.Record, 0, rc.Chunk)
+	st, err := s.Drain(ctx, rc.Chunk, func(ctx context.Context, es []spool.Entry) []error {
 		recs = recs[:0]
 		for i := range es {
-			e := &es[i]
-			topic := e.Topic
-			if opts.ToDeadLetter && e.Topic == e.OriginalTopic {
-				topic = deadLetterTopic(opts.DeadLetterTopic, e.Topic)
-			}
-			r := kafkaproducer.Record{
-				Topic:        topic,
-				Key:          e.Key,
-				Value:        e.Value,
-				Headers:      e.Headers,
-				Partition:    e.Partition,
-				PartitionSet: e.PartitionSet,
-			}
-			if opts.KeepTimestamps {
-				r.Timestamp = e.Timestamp
-			} else if !e.Timestamp.IsZero() && !hasHeader(e.Headers, HeaderOriginalTimestamp) {
-				r.Headers = append(e.Headers[:len(e.Headers):len(e.Headers)], kafkaproducer.Header{
-					Key: HeaderOriginalTimestamp, Value: strconv.AppendInt(nil, e.Timestamp.UnixMilli(), 10),
-				})
-			}
-			recs = append(recs, r)
+			recs = append(recs, replayRecord(&es[i], cfg))
 		}
 		rs := p.SendBatch(ctx, recs)
 		errs := make([]error, len(rs))
@@ -100,28 +96,23 @@ func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, opts
 		var deadIdx []int
 		for i, r := range rs {
 			errs[i] = r.Err
-			if r.Err == nil {
-				opts.Observer.OnReplayed(recs[i].Topic)
-				continue
-			}
-			if !neverSendable(r.Err) {
-				continue
-			}
-			// A record that can never be written (too large, topic
-			// gone, denied) must not block the spool: dead-letter it,
-			// or set it aside (spool.ErrReject). A missing or denied
-			// dead-letter topic is the exception: the operator creates
-			// it or grants the ACL and the record waits in the spool
-			// (see docs/deadletter.md).
-			if es[i].Topic == es[i].OriginalTopic && !opts.ToDeadLetter {
-				dead = append(dead, replayDeadLetter(&es[i], r, opts))
+			e := &es[i]
+			switch {
+			case r.Err == nil:
+				cfg.Observer.OnReplayed(recs[i].Topic)
+			case waitsForOperator(r.Err), !neverSendable(r.Err):
+				// Kept: the topic is not there yet, or the
+				// cluster is not; the next replay tries again.
+			case recs[i].Topic == e.OriginalTopic:
+				// Its own topic refuses it for good: dead-letter
+				// it, as the send path would have.
+				dead = append(dead, replayDeadLetter(e, r, cfg, clientID))
 				deadIdx = append(deadIdx, i)
-				continue
+			default:
+				// A dead letter its topic refuses for good.
+				errs[i] = fmt.Errorf("%w: %w", spool.ErrReject, r.Err)
+				setAside(e.OriginalTopic, SetAsideRejected)
 			}
-			if es[i].Topic != es[i].OriginalTopic && waitsForOperator(r.Err) {
-				continue // a dead letter whose topic is missing: kept
-			}
-			errs[i] = fmt.Errorf("%w: %w", spool.ErrReject, r.Err)
 		}
 		if len(dead) > 0 {
 			for j, r := range p.SendBatch(ctx, dead) {
@@ -129,19 +120,53 @@ func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, opts
 				switch {
 				case r.Err == nil:
 					errs[i] = nil
-					opts.Observer.OnDeadLettered(es[i].OriginalTopic)
+					cfg.Observer.OnDeadLettered(es[i].OriginalTopic)
 				case waitsForOperator(r.Err):
 					errs[i] = fmt.Errorf("kprod: replay: dead-letter topic %q missing or denied; record kept: %w", dead[j].Topic, r.Err)
 				case neverSendable(r.Err):
 					errs[i] = fmt.Errorf("%w: %w (dead letter: %w)", spool.ErrReject, errs[i], r.Err)
+					setAside(es[i].OriginalTopic, SetAsideRejected)
+				default:
+					errs[i] = fmt.Errorf("kprod: replay: dead letter to %q: %w", dead[j].Topic, r.Err)
 				}
 			}
 		}
 		return errs
 	})
+	for range st.Quarantined {
+		setAside("", SetAsideQuarantined)
+	}
 	ss := s.Stats()
-	opts.Observer.OnSpoolSize(ss.Records, ss.Bytes)
+	cfg.Observer.OnSpoolSize(ss.Records, ss.Bytes)
+	if err == nil && st.Rejected+st.Quarantined > 0 {
+		err = fmt.Errorf("%w: %d rejected (in %s), %d quarantined (in %s)", ErrSetAside,
+			st.Rejected, filepath.Join(s.Dir(), "rejected"), st.Quarantined, filepath.Join(s.Dir(), "quarantine"))
+	}
 	return st, err
+}
+
+// replayRecord is the record replay sends for e.
+func replayRecord(e *spool.Entry, cfg *Config) kafkaproducer.Record {
+	topic := e.Topic
+	if cfg.Replay.ToDeadLetter && e.Topic == e.OriginalTopic {
+		topic = deadLetterTopic(cfg.DeadLetterTopic, e.Topic)
+	}
+	r := kafkaproducer.Record{
+		Topic:        topic,
+		Key:          e.Key,
+		Value:        e.Value,
+		Headers:      e.Headers,
+		Partition:    e.Partition,
+		PartitionSet: e.PartitionSet,
+	}
+	if cfg.Replay.KeepTimestamps {
+		r.Timestamp = e.Timestamp
+	} else if !e.Timestamp.IsZero() && !hasHeader(e.Headers, HeaderOriginalTimestamp) {
+		r.Headers = append(e.Headers[:len(e.Headers):len(e.Headers)], kafkaproducer.Header{
+			Key: HeaderOriginalTimestamp, Value: strconv.AppendInt(nil, e.Timestamp.UnixMilli(), 10),
+		})
+	}
+	return r
 }
 
 func hasHeader(hs []kafkaproducer.Header, key string) bool {
@@ -163,19 +188,10 @@ func neverSendable(err error) bool {
 	return false
 }
 
-// waitsForOperator reports a dead-letter topic refusing a record for a
-// reason an operator fixes, not the record: the topic does not exist, or
-// an ACL or the credentials deny the write. The record is spooled (or
-// kept in the spool) for the dead-letter topic, never dropped.
-func waitsForOperator(err error) bool {
-	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) ||
-		kafkaproducer.Classify(err) == kafkaproducer.ClassAuthorization
-}
-
 // replayDeadLetter is the dead letter of a spooled record that its topic
 // refused on replay: the entry's record (as spooled, without the replay's
 // own headers) with the same dead-letter headers as the send path.
-func replayDeadLetter(e *spool.Entry, r kafkaproducer.Result, opts ReplayOptions) kafkaproducer.Record {
+func replayDeadLetter(e *spool.Entry, r kafkaproducer.Result, cfg *Config, clientID string) kafkaproducer.Record {
 	rec := kafkaproducer.Record{Topic: e.OriginalTopic, Key: e.Key, Value: e.Value, Headers: e.Headers}
 	return buildDeadLetter(rec, failure{
 		topic:     e.OriginalTopic,
@@ -184,6 +200,6 @@ func replayDeadLetter(e *spool.Entry, r kafkaproducer.Result, opts ReplayOptions
 		cause:     r.Err,
 		attempts:  e.Attempts + 1,
 		timestamp: e.Timestamp,
-		failedAt:  opts.Now(),
-	}, dlHeaders{pattern: opts.DeadLetterTopic, clientID: opts.ClientID, spring: opts.SpringHeaders})
+		failedAt:  cfg.Now(),
+	}, dlHeaders{pattern: cfg.DeadLetterTopic, clientID: clientID, spring: cfg.SpringHeaders})
 }

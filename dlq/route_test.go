@@ -11,15 +11,17 @@ import (
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/presets"
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestDeadLetterTopicFailures: a dead letter its topic refuses for now is
-// spooled for the dead-letter topic and replayed there; one it refuses for
-// good fails to the caller with both errors (spooling it would block the
-// spool).
+// spooled for the dead-letter topic and replayed there; one it refuses
+// for any other reason (too large for it too, denied) fails to the caller
+// with both errors: the spool holds no record every destination may
+// refuse.
 func TestDeadLetterTopicFailures(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -27,8 +29,9 @@ func TestDeadLetterTopicFailures(t *testing.T) {
 		want     dlq.Disposition
 	}{
 		{"dead-letter topic down for now", kerr.NotLeaderForPartition, dlq.Spooled},
-		// An ACL is an operator's to fix: the dead letter waits in the spool.
-		{"dead-letter topic denied", kerr.TopicAuthorizationFailed, dlq.Spooled},
+		// Nothing says the dead-letter topic will take it once the
+		// ACL is granted: the caller gets it back now.
+		{"dead-letter topic denied", kerr.TopicAuthorizationFailed, dlq.Failed},
 		{"dead-letter topic refuses for good", kerr.MessageTooLarge, dlq.Failed},
 	}
 	for _, tt := range tests {
@@ -92,7 +95,7 @@ func TestReplayDoesNotBlockOnPoison(t *testing.T) {
 		Now:           func() time.Time { return clock },
 	})
 	b.stop()
-	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == gobreaker.StateOpen })
 	ctx := testkit.Ctx(t, 30*time.Second)
 	// The poison record goes first, to partition 0, which will refuse it.
 	recs := []kafkaproducer.Record{rec("orders", 0).AtPartition(0), rec("orders", 1).AtPartition(1), rec("orders", 2).AtPartition(2)}
@@ -153,13 +156,13 @@ func TestStrictOrder(t *testing.T) {
 		Replay:      dlq.ReplayConfig{Disable: true},
 	})
 	b.stop()
-	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == "open" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to open", func() bool { return d.BreakerState() == gobreaker.StateOpen })
 	ctx := testkit.Ctx(t, 30*time.Second)
 	if r, _ := d.Send(ctx, rec("orders", 0)); r.Disposition != dlq.Spooled {
 		t.Fatalf("%+v", r)
 	}
 	b.start()
-	testkit.WaitFor(t, 10*time.Second, "breaker to close", func() bool { return d.BreakerState() == "closed" })
+	testkit.WaitFor(t, 10*time.Second, "breaker to close", func() bool { return d.BreakerState() == gobreaker.StateClosed })
 	// The breaker is closed but the spool is not empty: this one queues.
 	if r, _ := d.Send(ctx, rec("orders", 50)); r.Disposition != dlq.Spooled {
 		t.Fatalf("record after recovery: %v, want spooled behind the first", r.Disposition)

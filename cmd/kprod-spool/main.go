@@ -261,11 +261,14 @@ func replay(ctx context.Context, args []string, w io.Writer) error {
 	}
 	defer p.Close(context.WithoutCancel(ctx))
 	start := time.Now()
-	st, err := dlq.Replay(ctx, s, p, dlq.ReplayOptions{Chunk: *chunk, ToDeadLetter: *toDLT, DeadLetterTopic: *dltPattern, ClientID: cfg.ClientID})
+	st, err := dlq.Replay(ctx, s, p, dlq.Config{DeadLetterTopic: *dltPattern, Replay: dlq.ReplayConfig{Chunk: *chunk, ToDeadLetter: *toDLT}})
 	fmt.Fprintf(w, "replayed  %d record(s) in %v\n", st.Sent, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "left      %d record(s)\n", s.Len())
 	if st.Quarantined > 0 {
 		fmt.Fprintf(w, "damaged   %d record(s) quarantined during replay\n", st.Quarantined)
+	}
+	if errors.Is(err, dlq.ErrSetAside) {
+		return fmt.Errorf("replayed, but records need an operator: %w", err)
 	}
 	if err != nil {
 		return fmt.Errorf("replay stopped (records kept in order, run again): %w", err)
