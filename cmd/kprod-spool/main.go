@@ -12,7 +12,16 @@
 // says what the next writable open would repair. replay and purge open the
 // spool as the service does (stop the service first: they take its lock),
 // so they also repair it: a torn tail left by a crash is cut and damaged
-// bytes are moved to DIR/quarantine.
+// bytes are moved to DIR/quarantine (a damaged segment header costs only
+// its 16 bytes: the segment's intact records are kept).
+//
+// inspect and replay report the records recovered from damaged segments,
+// the damaged ranges quarantined and the records rejected (moved to
+// DIR/rejected because Kafka refuses them for good), and exit with status
+// 3 when anything is set aside: DIR/quarantine or DIR/rejected hold files
+// (from this run or an earlier one), or, for inspect, the next writable
+// open would quarantine damage. Move the files out of DIR once dealt with.
+// Exit status 1 is a failure, 2 a usage error.
 //
 // replay builds its producer from presets.Reliable() overlaid with the
 // KPROD_* environment variables (kafkaproducer.FromEnv), so TLS and SASL
@@ -32,6 +41,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -52,8 +62,9 @@ func main() {
 }
 
 const usage = `usage:
-  kprod-spool inspect [--show N] DIR       count, oldest and per-topic records; --show lists the first N
-  kprod-spool replay [--brokers B] [--chunk N] [--to-dead-letter] [--dead-letter-topic P] DIR
+  kprod-spool inspect [--show N] DIR       count, oldest and per-topic records, damage and records set aside;
+                                           --show lists the first N records
+  kprod-spool replay [--brokers B] [--chunk N] [--to-dead-letter] [--dead-letter-topic P] [--client-id ID] DIR
                                            send every record to Kafka in spool order, removing each once acknowledged;
                                            the producer is configured by KPROD_* variables (KPROD_BROKERS,
                                            KPROD_TLS_*, KPROD_SASL_*, ...), --brokers overriding KPROD_BROKERS
@@ -62,15 +73,31 @@ const usage = `usage:
 inspect is read-only (no lock, no repair: it reports what the next open would
 repair). replay and purge open the spool as the owning service would (stop it
 first), so they repair it: torn tails are cut, damaged bytes moved to
-DIR/quarantine.
+DIR/quarantine; the intact records of a damaged segment are kept.
+
+Records that leave the spool unsent are set aside: damaged bytes in
+DIR/quarantine, records Kafka refuses for good in DIR/rejected (segment
+format). inspect and replay count them.
+
+exit status: 0 ok; 1 failure; 2 usage; 3 records set aside (inspect, replay):
+DIR/quarantine or DIR/rejected hold files, from this run or an earlier one,
+or (inspect) the next open would quarantine damage. Move the files out of DIR
+once dealt with.
 `
 
-// run is main without the process: it returns the exit code (0 ok, 1
-// failure, 2 usage).
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitSetAside = 3
+)
+
+// run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return exitUsage
 	}
 	var err error
 	switch args[0] {
@@ -82,26 +109,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = purge(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
-		return 0
+		return exitOK
 	default:
 		fmt.Fprintf(stderr, "kprod-spool: unknown command %q\n%s", args[0], usage)
-		return 2
+		return exitUsage
 	}
 	var ue usageError
-	if errors.As(err, &ue) {
+	var se setAsideError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "kprod-spool: %v\n%s", err, usage)
-		return 2
-	}
-	if err != nil {
+		return exitUsage
+	case errors.As(err, &se):
 		fmt.Fprintf(stderr, "kprod-spool: %v\n", err)
-		return 1
+		return exitSetAside
+	default:
+		fmt.Fprintf(stderr, "kprod-spool: %v\n", err)
+		return exitFailure
 	}
-	return 0
 }
 
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// setAsideError says the command did its work but records are set aside
+// and wait for an operator (exit status 3).
+type setAsideError struct{ msg string }
+
+func (e setAsideError) Error() string { return e.msg }
 
 func parse(fs *flag.FlagSet, args []string) (string, error) {
 	fs.SetOutput(io.Discard)
@@ -134,6 +172,10 @@ func inspect(args []string, w io.Writer) error {
 	}
 	defer s.Close()
 	printStats(w, s, true)
+	aside, err := printSetAside(w, s)
+	if err != nil {
+		return err
+	}
 	if *show > 0 {
 		fmt.Fprintf(w, "\nfirst %d records:\n", *show)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -150,7 +192,36 @@ func inspect(args []string, w io.Writer) error {
 			return err
 		}
 	}
+	var why []string
+	if r := s.Recovery(); len(r.Quarantined) > 0 {
+		why = append(why, fmt.Sprintf("%d damaged range(s) the next writable open quarantines", len(r.Quarantined)))
+	}
+	if !aside.Empty() {
+		why = append(why, asideSummary(dir, aside))
+	}
+	if len(why) > 0 {
+		return setAsideError{"records set aside: " + strings.Join(why, "; ")}
+	}
 	return nil
+}
+
+// printSetAside prints what DIR/quarantine and DIR/rejected hold.
+func printSetAside(w io.Writer, s *spool.Spool) (spool.SetAside, error) {
+	a, err := s.SetAside()
+	if err != nil {
+		return a, err
+	}
+	if a.Empty() {
+		fmt.Fprintf(w, "set aside none\n")
+	} else {
+		fmt.Fprintf(w, "set aside %s\n", asideSummary(s.Dir(), a))
+	}
+	return a, nil
+}
+
+func asideSummary(dir string, a spool.SetAside) string {
+	return fmt.Sprintf("%d damaged range(s) (%d bytes) in %s, %d rejected record(s) in %d file(s) in %s",
+		a.QuarantineFiles, a.QuarantineBytes, filepath.Join(dir, "quarantine"), a.RejectedRecords, a.RejectedFiles, filepath.Join(dir, "rejected"))
 }
 
 func printStats(w io.Writer, s *spool.Spool, readOnly bool) {
@@ -178,11 +249,26 @@ func printStats(w io.Writer, s *spool.Spool, readOnly bool) {
 			fmt.Fprintf(w, "  %-*s  %d\n", width, t, st.PerTopic[t])
 		}
 	}
+	printRecovery(w, s, readOnly)
+}
+
+// printRecovery prints what Open found and repaired (or, read-only, would
+// repair).
+func printRecovery(w io.Writer, s *spool.Spool, readOnly bool) {
 	r := s.Recovery()
-	if readOnly {
-		fmt.Fprintf(w, "recovery  %d torn tail(s) (%d bytes), %d damaged range(s): read-only, nothing changed; the next writable open cuts and quarantines them\n", r.TornTails, r.TornBytes, len(r.Quarantined))
-	} else {
-		fmt.Fprintf(w, "recovery  %d torn tail(s) cut (%d bytes), %d damaged range(s) quarantined\n", r.TornTails, r.TornBytes, len(r.Quarantined))
+	var qBytes int64
+	for _, q := range r.Quarantined {
+		qBytes += q.Bytes
+	}
+	switch {
+	case r.TornTails == 0 && len(r.Quarantined) == 0:
+		fmt.Fprintf(w, "recovery  0 torn tail(s), 0 damaged range(s)\n")
+	case readOnly:
+		fmt.Fprintf(w, "recovery  %d torn tail(s) (%d bytes), %d damaged range(s) (%d bytes), %d intact record(s) in damaged segments: read-only, nothing changed; the next writable open cuts and quarantines them, keeping the intact records\n",
+			r.TornTails, r.TornBytes, len(r.Quarantined), qBytes, r.Recovered)
+	default:
+		fmt.Fprintf(w, "recovery  %d torn tail(s) cut (%d bytes), %d damaged range(s) quarantined (%d bytes), %d intact record(s) recovered from damaged segments\n",
+			r.TornTails, r.TornBytes, len(r.Quarantined), qBytes, r.Recovered)
 	}
 	for _, q := range r.Quarantined {
 		dest := q.File
@@ -255,6 +341,7 @@ func replay(ctx context.Context, args []string, w io.Writer) error {
 	defer s.Close()
 	before := s.Len()
 	fmt.Fprintf(w, "replaying %d record(s) from %s to %s\n", before, dir, strings.Join(cfg.Brokers, ","))
+	printRecovery(w, s, false)
 	p, err := kafkaproducer.New(cfg)
 	if err != nil {
 		return err
@@ -264,14 +351,18 @@ func replay(ctx context.Context, args []string, w io.Writer) error {
 	st, err := dlq.Replay(ctx, s, p, dlq.Config{DeadLetterTopic: *dltPattern, Replay: dlq.ReplayConfig{Chunk: *chunk, ToDeadLetter: *toDLT}})
 	fmt.Fprintf(w, "replayed  %d record(s) in %v\n", st.Sent, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "left      %d record(s)\n", s.Len())
-	if st.Quarantined > 0 {
-		fmt.Fprintf(w, "damaged   %d record(s) quarantined during replay\n", st.Quarantined)
-	}
-	if errors.Is(err, dlq.ErrSetAside) {
-		return fmt.Errorf("replayed, but records need an operator: %w", err)
-	}
-	if err != nil {
+	// This run: Open's recovery and the replay.
+	ss := s.Stats()
+	fmt.Fprintf(w, "quarantined %d damaged range(s) (%d bytes) by this run, %d of them found while replaying\n", ss.QuarantinedRanges, ss.QuarantinedBytes, st.Quarantined)
+	fmt.Fprintf(w, "rejected  %d record(s) by this run (Kafka refuses them for good)\n", ss.Rejected)
+	aside, asideErr := printSetAside(w, s)
+	switch {
+	case err != nil && !errors.Is(err, dlq.ErrSetAside):
 		return fmt.Errorf("replay stopped (records kept in order, run again): %w", err)
+	case asideErr != nil:
+		return asideErr
+	case ss.QuarantinedRanges+ss.Rejected > 0 || !aside.Empty():
+		return setAsideError{fmt.Sprintf("records set aside: %d damaged range(s) quarantined and %d record(s) rejected by this run; in all %s", ss.QuarantinedRanges, ss.Rejected, asideSummary(dir, aside))}
 	}
 	return nil
 }

@@ -54,12 +54,13 @@ func TestCommands(t *testing.T) {
 		contains []string
 	}{
 		{"no args", nil, 2, []string{"usage:"}},
+		{"help", []string{"--help"}, 0, []string{"usage:", "exit status", "3 records set aside"}},
 		{"unknown", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
-		{"inspect", []string{"inspect", "--show", "3", dir}, 0, []string{"records   10", "orders.DLT", "first 3 records", "timeout", "recovery  0 torn"}},
+		{"inspect", []string{"inspect", "--show", "3", dir}, 0, []string{"records   10", "orders.DLT", "first 3 records", "timeout", "recovery  0 torn", "set aside none"}},
 		{"inspect missing dir", []string{"inspect", dir + "-nope"}, 1, []string{"no such file"}},
 		{"purge without --yes", []string{"purge", dir}, 2, []string{"add --yes", "records   10"}},
 		{"replay without brokers", []string{"replay", dir}, 2, []string{"needs --brokers or KPROD_BROKERS"}},
-		{"replay", []string{"replay", "--brokers", c.ListenAddrs()[0], dir}, 0, []string{"replaying 10 record(s)", "replayed  10", "left      0"}},
+		{"replay", []string{"replay", "--brokers", c.ListenAddrs()[0], dir}, 0, []string{"replaying 10 record(s)", "replayed  10", "left      0", "quarantined 0 damaged", "rejected  0 record(s)", "set aside none"}},
 		{"inspect empty", []string{"inspect", dir}, 0, []string{"records   0", "oldest    -"}},
 	}
 	for _, tt := range tests {
@@ -151,5 +152,93 @@ func TestInspectReadOnly(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "quarantine")); err == nil {
 		t.Fatal("inspect created a quarantine directory")
+	}
+}
+
+// damageHeader flips 4 bytes at offset 2 of the first segment of dir
+// that holds records (issue #17).
+func damageHeader(t *testing.T, dir string) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	for _, f := range segs {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) <= 16 {
+			continue
+		}
+		for i := 2; i < 6; i++ {
+			data[i] ^= 0xff
+		}
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no segment with records in %v", segs)
+}
+
+// TestSetAside: a segment with a damaged header keeps its records (only
+// the 16 header bytes are quarantined); a dead letter Kafka refuses for
+// good is rejected. inspect and replay count both, say so, and exit 3
+// while DIR/quarantine or DIR/rejected hold files; once the operator
+// moves them out, inspect exits 0.
+func TestSetAside(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
+	dir := t.TempDir() + "/spool"
+	fill(t, dir, 20)
+	s, err := spool.Open(dir, spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := spool.Entry{Topic: "orders.DLT", OriginalTopic: "orders", Value: make([]byte, 2<<20), Class: "bad_input", Err: "too large"}
+	big.ID[0] = 0xbb
+	if err := s.Append(context.Background(), big); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	damageHeader(t, dir) // the segment with the 20 small records
+	steps := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"inspect sees the damage", []string{"inspect", dir}, 3, []string{
+			"records   21", "1 damaged range(s) (16 bytes), 20 intact record(s) in damaged segments", "set aside none",
+			"records set aside: 1 damaged range(s) the next writable open quarantines"}},
+		{"replay keeps the records, quarantines the header, rejects the big one", []string{"replay", "--brokers", c.ListenAddrs()[0], dir}, 3, []string{
+			"replaying 21 record(s)", "1 damaged range(s) quarantined (16 bytes), 20 intact record(s) recovered",
+			"replayed  20", "left      0", "quarantined 1 damaged range(s) (16 bytes) by this run",
+			"rejected  1 record(s) by this run", "set aside 1 damaged range(s) (16 bytes)", "1 rejected record(s) in 1 file(s)"}},
+		{"inspect after replay still reports them", []string{"inspect", dir}, 3, []string{
+			"records   0", "set aside 1 damaged range(s) (16 bytes)", "1 rejected record(s) in 1 file(s)"}},
+	}
+	for _, st := range steps {
+		code, out, errs := runCmd(t, st.args...)
+		t.Logf("%s: exit %d\n%s%s", st.name, code, out, errs)
+		if code != st.code {
+			t.Fatalf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", st.name, code, st.code, out, errs)
+		}
+		for _, w := range st.contains {
+			if !strings.Contains(out+errs, w) {
+				t.Errorf("%s: output lacks %q:\n%s%s", st.name, w, out, errs)
+			}
+		}
+	}
+	if n := len(testkit.Consume(t, c.ListenAddrs(), "orders", 10, false, 10*time.Second)); n != 10 {
+		t.Fatalf("orders got %d records, want 10", n)
+	}
+	testkit.Consume(t, c.ListenAddrs(), "orders.DLT", 10, false, 10*time.Second)
+
+	// The operator takes the files away: nothing is set aside any more.
+	for _, sub := range []string{"quarantine", "rejected"} {
+		if err := os.Rename(filepath.Join(dir, sub), filepath.Join(t.TempDir(), sub)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errs := runCmd(t, "inspect", dir); code != 0 || !strings.Contains(out, "set aside none") {
+		t.Fatalf("inspect after clean-up: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -94,7 +94,7 @@ func (s *Spool) loadSegment(id uint64) error {
 	for _, b := range res.bad {
 		rewrite = true
 		why := b.why
-		if int64(b.End) <= pos {
+		if pos > fileHeaderSize && b.Off >= fileHeaderSize && int64(b.End) <= pos {
 			why += " (before the replay position: already replayed)"
 		}
 		if err := s.quarantine(name, data[b.Off:b.End], int64(b.Off), why); err != nil {
