@@ -6,7 +6,14 @@
 // Usage:
 //
 //	kfake-broker [-listen 127.0.0.1:9092] [-advertise host:port]
-//	             [-topics a,b -partitions 3] [-data-dir DIR] [-log-level info]
+//	             [-topics a,b] [-partitions 3] [-auto-create-topics]
+//	             [-data-dir DIR] [-log-level info]
+//
+// Without -topics the broker starts with no topics, like a fresh cluster:
+// clients create theirs (kprod's topics.Ensure does), or, with
+// -auto-create-topics, a metadata request that asks for auto-creation
+// does. -partitions is the broker's num.partitions: the count of -topics
+// and of every topic created without one.
 //
 // -listen is where the broker accepts connections; -advertise is the
 // address it gives clients in metadata (inside a container, listen on
@@ -48,8 +55,8 @@ func run(args []string, stop <-chan os.Signal, stdout io.Writer) error {
 	fs := flag.NewFlagSet("kfake-broker", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9092", "host:port to accept connections on")
 	advertise := fs.String("advertise", "", "host:port given to clients in metadata (default: the listen address)")
-	topics := fs.String("topics", "", "comma-separated topics to create at start")
-	partitions := fs.Int("partitions", 3, "partitions per topic given with -topics")
+	topics := fs.String("topics", "", "comma-separated topics to create at start (empty: start with no topics)")
+	partitions := fs.Int("partitions", 3, "partitions of each -topics topic and of topics created without a count (num.partitions)")
 	dataDir := fs.String("data-dir", "", "persist state here and reload it at start (empty: in memory only)")
 	logLevel := fs.String("log-level", "none", "kfake log level: none, error, warn, info, debug")
 	autoCreate := fs.Bool("auto-create-topics", false, "create unknown topics on metadata requests, as brokers with auto.create.topics.enable do")
@@ -96,11 +103,14 @@ func run(args []string, stop <-chan os.Signal, stdout io.Writer) error {
 	if *topics != "" {
 		opts = append(opts, kfake.SeedTopics(int32(*partitions), strings.Split(*topics, ",")...))
 	}
+	if *partitions > 0 {
+		opts = append(opts, kfake.DefaultNumPartitions(*partitions))
+	}
 	if *dataDir != "" {
 		opts = append(opts, kfake.DataDir(*dataDir))
 	}
 	if *autoCreate {
-		opts = append(opts, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(*partitions))
+		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
 
 	c, err := kfake.NewCluster(opts...)

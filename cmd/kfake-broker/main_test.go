@@ -109,3 +109,94 @@ func TestRunServesAndPersists(t *testing.T) {
 		t.Fatalf("advertised brokers %+v, want localhost:%d", meta.Brokers, port)
 	}
 }
+
+// TestRunBare starts the broker without -topics: it has none, a topic
+// created without a count gets -partitions, and a metadata request that
+// asks for auto-creation creates a topic only with -auto-create-topics.
+func TestRunBare(t *testing.T) {
+	for _, auto := range []bool{false, true} {
+		t.Run("auto-create="+strconv.FormatBool(auto), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+			args := []string{"-listen", addr, "-partitions", "4"}
+			if auto {
+				args = append(args, "-auto-create-topics")
+			}
+			stop, done := make(chan os.Signal, 1), make(chan error, 1)
+			listening := make(chan struct{})
+			go func() { done <- run(args, stop, closeOnWrite(listening)) }()
+			select {
+			case <-listening:
+			case err := <-done:
+				t.Fatalf("run: %v", err)
+			}
+			defer func() {
+				stop <- syscall.SIGTERM
+				if err := <-done; err != nil {
+					t.Errorf("run: %v", err)
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+
+			all, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl) // nil topics: every topic
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all.Topics) != 0 {
+				t.Fatalf("a bare broker lists %d topics", len(all.Topics))
+			}
+
+			create := kmsg.NewPtrCreateTopicsRequest()
+			ct := kmsg.NewCreateTopicsRequestTopic()
+			ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "made", -1, -1
+			create.Topics = append(create.Topics, ct)
+			cresp, err := create.RequestWith(ctx, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cresp.Topics) != 1 || cresp.Topics[0].ErrorCode != 0 || cresp.Topics[0].NumPartitions != 4 {
+				t.Fatalf("create with the broker's count: %+v %v", cresp, err)
+			}
+
+			meta := kmsg.NewPtrMetadataRequest()
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = kmsg.StringPtr("asked")
+			meta.Topics = append(meta.Topics, mt)
+			meta.AllowAutoTopicCreation = true
+			resp, err := meta.RequestWith(ctx, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Topics) != 1 {
+				t.Fatalf("metadata answered %d topics", len(resp.Topics))
+			}
+			created := resp.Topics[0].ErrorCode == 0
+			if created != auto || (auto && len(resp.Topics[0].Partitions) != 4) {
+				t.Fatalf("auto-create %v: topic created %v with %d partitions", auto, created, len(resp.Topics[0].Partitions))
+			}
+		})
+	}
+}
+
+// closeOnWrite is a writer that closes ch on its first write: run's
+// listening line.
+type closeOnWrite chan struct{}
+
+func (c closeOnWrite) Write(p []byte) (int, error) {
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+	return len(p), nil
+}
