@@ -3,6 +3,16 @@ GO        ?= go
 BIN       := $(CURDIR)/bin
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck
+# The newest Go release kprod supports. go.mod's go line (1.26.0) is the
+# oldest; lint-next and unit-next run on this one, which the go command
+# fetches through the module proxy (GOTOOLCHAIN), with a staticcheck built
+# by it.
+GO_NEXT   ?= go1.27.3
+STATICCHECK_NEXT := $(BIN)/$(GO_NEXT)/staticcheck
+REVIVE_VERSION := v1.17.0
+REVIVE    := $(BIN)/revive
+GO_LICENSES_VERSION := v1.6.0
+GO_LICENSES := $(BIN)/go-licenses
 # Packages of the root module (the nested kafkatest module is tested by
 # `make integration`).
 PKGS      := ./...
@@ -12,7 +22,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 # black-box suite); they hold testcontainers so the core module never does.
 NESTED    := kafkatest integration_test
 
-.PHONY: all test unit examples integration bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean
+.PHONY: all test unit examples integration bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next
 
 all: lint test
 
@@ -32,8 +42,9 @@ integration:
 	bash scripts/integration.sh
 
 ## lint: go vet, staticcheck (installed into ./bin from the Go module proxy),
-## gofmt, go mod tidy, and a check that the core never reaches container code.
-lint: vet staticcheck fmt-check tidy-check deps-check
+## gofmt, go mod tidy, a check that the core never reaches container code,
+## doc comments, dependency licenses, then vet and staticcheck on $(GO_NEXT).
+lint: vet staticcheck fmt-check tidy-check deps-check doc-check license-check lint-next
 
 vet:
 	$(GO) vet $(PKGS)
@@ -45,6 +56,45 @@ $(STATICCHECK):
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) $(PKGS)
 	for m in $(NESTED); do (cd $$m && $(STATICCHECK) ./...) || exit 1; done
+
+## lint-next: vet and staticcheck again on the newest supported Go, with a
+## staticcheck built by that Go (one built by an older Go cannot load a
+## newer standard library).
+$(STATICCHECK_NEXT):
+	GOTOOLCHAIN=$(GO_NEXT) GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint-next: export GOTOOLCHAIN := $(GO_NEXT)
+lint-next: $(STATICCHECK_NEXT)
+	$(GO) version
+	$(GO) vet $(PKGS)
+	$(STATICCHECK_NEXT) $(PKGS)
+	for m in $(NESTED); do (cd $$m && $(GO) vet ./... && $(STATICCHECK_NEXT) ./...) || exit 1; done
+
+## unit-next: the unit tests on the newest supported Go (CI runs it after
+## `make test`).
+unit-next: export GOTOOLCHAIN := $(GO_NEXT)
+unit-next:
+	$(GO) version
+	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+## doc-check: every package has a package comment and every exported
+## identifier a doc comment starting with its name (revive's exported and
+## package-comments rules; revive.toml), in the root and nested modules.
+$(REVIVE):
+	GOBIN=$(BIN) $(GO) install github.com/mgechev/revive@$(REVIVE_VERSION)
+
+doc-check: $(REVIVE)
+	$(REVIVE) -config revive.toml -formatter plain $(PKGS)
+	for m in $(NESTED); do (cd $$m && $(REVIVE) -config ../revive.toml -formatter plain ./...) || exit 1; done
+
+## license-check: every package the root and kafkatest modules build with,
+## tests included, is Apache-2.0, BSD, MIT or ISC (go-licenses; the list and
+## why is in scripts/license-check.sh). Offline once modules are downloaded.
+$(GO_LICENSES):
+	GOBIN=$(BIN) $(GO) install github.com/google/go-licenses@$(GO_LICENSES_VERSION)
+
+license-check: $(GO_LICENSES)
+	GO_LICENSES=$(GO_LICENSES) bash scripts/license-check.sh
 
 tidy-check:
 	$(GO) mod tidy -diff
