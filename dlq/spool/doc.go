@@ -11,14 +11,22 @@
 //
 // Files are created 0600 in a 0700 directory; a group- or world-writable
 // directory is refused, and a lock file keeps two processes apart. Open
-// checks every segment: a torn tail (a write cut by a crash) is cut, bytes
-// that fail their checksum and foreign files are moved to
-// dir/quarantine and reported by Recovery, good records are kept.
+// checks every segment: a torn tail (a write cut by a crash) is cut; bytes
+// that fail their checksum, a damaged segment header and foreign files
+// are moved to dir/quarantine and reported by Recovery; every intact
+// frame is kept, wherever the damage is (the scanner resynchronises on
+// the next frame that checks out).
 // Options.MaxBytes bounds the disk used: Append fails with ErrFull beyond
 // it.
 //
 // Options.ReadOnly opens a spool to look only (no lock, no repair, no
 // writes), for inspection tools.
+//
+// Nothing leaves the spool unsent without being counted: damaged ranges
+// (moved to dir/quarantine by Open or Drain) and records a send rejects
+// for good (moved to dir/rejected, see ErrReject) are counted in Stats
+// and DrainStats, and SetAside reports what both directories hold,
+// earlier runs included.
 //
 // Drain hands records out in the order they were appended and removes
 // each only after its send succeeded; progress is written after every

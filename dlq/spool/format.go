@@ -19,7 +19,16 @@ import (
 //
 // The magic lets a reader find the next frame after a damaged one; the CRC
 // covers the length so a flipped length bit is caught, not followed.
-// The payload is one Entry, see appendEntry.
+// The payload is one Entry, see appendEntry; its first byte is the entry
+// version.
+//
+// Every frame stands alone, so the file header is redundant: it marks the
+// file, and a reader needs nothing from it (the version that matters is
+// each payload's). A header that is not exactly the one above (reserved
+// bytes zero) is damage like any other: its 16 bytes are quarantined and
+// the frames after it read as usual. A change of format must change the
+// entry version (old readers then quarantine such frames, naming the
+// version) or the frame magic.
 
 const (
 	fileMagic      = "KPRODSPL"
