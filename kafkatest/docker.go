@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,7 +120,7 @@ func buildKfakeImage(ctx context.Context) (string, error) {
 		if v, err := cli.ServerVersion(ctx); err == nil && v.Arch != "" {
 			arch = v.Arch
 		}
-		src, err := brokerSource()
+		src, err := brokerSource(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -196,16 +196,13 @@ type source struct {
 	pinned bool // no directory replacement: the same go.mod builds the same binary
 }
 
-// brokerSource writes the go.mod of a throwaway module requiring every
-// module this test binary was built with, at the same versions and with
-// the same replacements (a relative directory made absolute), and takes
-// go.sum from the test's module. Building there, not in the test's
-// module, keeps the test's go.mod, vendor directory and flags out of it.
-func brokerSource() (*source, error) {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return nil, errors.New("the test binary has no module information to build kfake-broker from (set " + EnvKfakeBinary + " to a prebuilt binary)")
-	}
+// brokerSource writes the go.mod of a throwaway module requiring the
+// github.com/kprod/kprod the test's module uses (asked of the go command
+// in the test's directory: a test binary records no dependencies), at the
+// same version or replacement, and takes go.sum from the test's module.
+// Building there, not in the test's module, keeps the test's go.mod,
+// vendor directory and flags out of it.
+func brokerSource(ctx context.Context) (*source, error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		return nil, errSkip("no go command on the PATH to build the kfake-broker image (set " + EnvKfakeBinary + " to a prebuilt binary)")
@@ -218,53 +215,58 @@ func brokerSource() (*source, error) {
 	if i := strings.IndexAny(goVersion, " -"); i >= 0 {
 		goVersion = goVersion[:i]
 	}
+	// -mod=readonly: the default -mod=vendor of a vendored module cannot
+	// answer -m queries.
+	cmd := exec.CommandContext(ctx, goCmd, "list", "-mod=readonly", "-m", "-json", kprodModule)
+	cmd.Env = listEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	js, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -m %s in %s: %w: %s", kprodModule, cwd(), err, strings.TrimSpace(stderr.String()))
+	}
+	type mod struct {
+		Path, Version, Dir string
+		Replace            *mod
+	}
+	var m mod
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, fmt.Errorf("go list -m %s: %w", kprodModule, err)
+	}
 	src := &source{pinned: true}
-	var b strings.Builder
-	fmt.Fprintf(&b, "module kafkatest.invalid/kfake-broker-build\n\ngo %s\n\nrequire (\n", goVersion)
-	var replaces []string
-	found := false
-	for _, d := range bi.Deps {
-		version := d.Version
-		if d.Replace != nil {
-			r := d.Replace
-			if r.Version == "" { // a directory
-				dir := r.Path
-				if !filepath.IsAbs(dir) {
-					if mainMod == "" || mainMod == os.DevNull {
-						return nil, fmt.Errorf("%s is replaced by the directory %s, relative to a module the go command cannot find from %s", d.Path, dir, cwd())
-					}
-					dir = filepath.Join(filepath.Dir(mainMod), dir)
-				}
-				replaces = append(replaces, fmt.Sprintf("%s => %s", d.Path, dir))
-				src.pinned = false
-			} else {
-				replaces = append(replaces, fmt.Sprintf("%s => %s %s", d.Path, r.Path, r.Version))
-			}
-		}
-		if version == "" || version == "(devel)" {
-			version = "v0.0.0-00010101000000-000000000000"
-		}
-		if d.Path == kprodModule {
-			found = true
-		}
-		fmt.Fprintf(&b, "\t%s %s\n", d.Path, version)
+	version, replace := m.Version, ""
+	switch r := m.Replace; {
+	case r != nil && r.Version == "":
+		replace, src.pinned = r.Dir, false
+	case r != nil:
+		replace = r.Path + " " + r.Version
+	case version == "" && m.Dir != "": // a workspace module
+		replace, src.pinned = m.Dir, false
 	}
-	if !found {
-		return nil, fmt.Errorf("the test binary was not built with %s", kprodModule)
+	if version == "" {
+		version = "v0.0.0-00010101000000-000000000000"
 	}
-	b.WriteString(")\n")
-	if len(replaces) > 0 {
-		b.WriteString("\nreplace (\n")
-		for _, r := range replaces {
-			fmt.Fprintf(&b, "\t%s\n", r)
-		}
-		b.WriteString(")\n")
+	src.goMod = fmt.Sprintf("module kafkatest.invalid/kfake-broker-build\n\ngo %s\n\nrequire %s %s\n", goVersion, kprodModule, version)
+	if replace != "" {
+		src.goMod += fmt.Sprintf("\nreplace %s => %s\n", kprodModule, replace)
 	}
-	src.goMod = b.String()
 	if mainMod != "" && mainMod != os.DevNull {
 		src.goSum, _ = os.ReadFile(filepath.Join(filepath.Dir(mainMod), "go.sum"))
 	}
 	return src, nil
+}
+
+// listEnv is the test's environment without the flags that would change
+// what go list reports (a workspace, GOWORK, is kept: it decides which
+// kprod the test uses).
+func listEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOFLAGS=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func cwd() string { d, _ := os.Getwd(); return d }
