@@ -21,7 +21,7 @@ func writeTransactions(t *testing.T, c *kafkatest.Cluster, topic string, committ
 	t.Helper()
 	cfg := presets.Reliable()
 	cfg.Brokers = c.Brokers()
-	tp, err := txn.New(cfg, fmt.Sprintf("%s-tx", topic))
+	tp, err := txn.New(cfg, txn.Config{ID: fmt.Sprintf("%s-tx", topic)})
 	if err != nil {
 		t.Fatalf("txn.New: %v", err)
 	}

@@ -10,12 +10,11 @@
 // buffered-records gauges and its per-batch counters are kept out of the
 // registry; kprod measures those itself, lint-clean and cheaper).
 // Transactions and the dead-letter path (dead letters, spool, circuit
-// breaker) are counted once you pass m.TxnObserver() to txn.WithObserver
-// and m.DLQObserver() as dlq.Config.Observer; those packages do not
-// import this one. The adapters call small methods (ObserveTxn,
-// RecordTxnRetry, RecordDeadLettered, SetSpool, SetBreakerState, ...)
-// that your own code may call too, with SetHealthy. docs/metrics.md lists
-// every metric.
+// breaker, records set aside) are counted once you pass m itself as
+// txn.Config.Observer and as dlq.Config.Observer: *Metrics has their
+// observer methods, with plain-typed arguments, so importing this package
+// pulls in neither txn nor dlq (nor the circuit breaker and spool behind
+// dlq). docs/metrics.md lists every metric.
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg, metrics.WithConstLabels(prometheus.Labels{"producer": "orders"}))
@@ -23,17 +22,18 @@
 //	cfg := m.Instrument(presets.Reliable())
 //	cfg.Opts = append(cfg.Opts, metrics.Tracing(tracerProvider)) // optional
 //	p, err := kafkaproducer.New(cfg)
-//	d, err := dlq.New(p, dlq.Config{SpoolDir: dir, Observer: m.DLQObserver()}) // optional
+//	d, err := dlq.New(p, dlq.Config{SpoolDir: dir, Observer: m}) // optional
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
-// For a transactional producer: txn.New(m.Instrument(cfg), id,
-// txn.WithObserver(m.TxnObserver())).
+// For a transactional producer: txn.New(m.Instrument(cfg),
+// txn.Config{ID: id, Observer: m}).
 //
 // # Cardinality
 //
 // Labels are topic, class (the nine kafkaproducer classes), node_id
-// (one per broker), outcome (committed, aborted, unknown) and state
-// (closed, half-open, open): never keys,
+// (one per broker), outcome (committed, aborted, unknown), state
+// (closed, half-open, open) and reason (rejected, quarantined, other):
+// never keys,
 // partitions or error strings. The topic label is capped (WithMaxTopics,
 // default 100 distinct topics; later ones count as "other").
 //

@@ -56,21 +56,21 @@ func ExampleMetrics_Instrument() {
 	// up after Close: 0
 }
 
-// The methods other packages call: a circuit breaker's state changes and
-// a spool's depth.
-func ExampleMetrics_SetBreakerState() {
+// The dlq.Observer methods a dlq.Producer calls when m is its
+// Config.Observer: a circuit breaker's state changes and a spool's depth.
+func ExampleMetrics_OnBreakerState() {
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
 	if err != nil {
 		panic(err)
 	}
-	m.SetBreakerState(metrics.BreakerOpen)
-	m.RecordSpooled("orders")
-	m.SetSpool(1, 512)
-	m.SetBreakerState(metrics.BreakerHalfOpen)
-	m.SetBreakerState(metrics.BreakerClosed)
-	m.RecordReplayed("orders")
-	m.SetSpool(0, 0)
+	m.OnBreakerState(metrics.BreakerOpen)
+	m.OnSpooled("orders")
+	m.OnSpoolSize(1, 512)
+	m.OnBreakerState(metrics.BreakerHalfOpen)
+	m.OnBreakerState(metrics.BreakerClosed)
+	m.OnReplayed("orders")
+	m.OnSpoolSize(0, 0)
 
 	for _, s := range []string{metrics.BreakerClosed, metrics.BreakerHalfOpen, metrics.BreakerOpen} {
 		fmt.Printf("%s=%v\n", s, value(reg, "kprod_breaker_state", s))
@@ -83,9 +83,9 @@ func ExampleMetrics_SetBreakerState() {
 	// spooled: 1 replayed: 1
 }
 
-// Count a transactional producer's commits and aborts: pass the adapter
-// to txn.WithObserver.
-func ExampleMetrics_TxnObserver() {
+// Count a transactional producer's commits and aborts: m is the
+// txn.Config's Observer.
+func ExampleMetrics_OnTxnAttempt() {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders"))
 	if err != nil {
 		panic(err)
@@ -99,7 +99,7 @@ func ExampleMetrics_TxnObserver() {
 	}
 	cfg := m.Instrument(presets.Reliable())
 	cfg.Brokers = c.ListenAddrs()
-	p, err := txn.New(cfg, "orders-svc-0", txn.WithObserver(m.TxnObserver()))
+	p, err := txn.New(cfg, txn.Config{ID: "orders-svc-0", Observer: m})
 	if err != nil {
 		panic(err)
 	}
@@ -117,8 +117,8 @@ func ExampleMetrics_TxnObserver() {
 			return nil
 		})
 	}
-	for _, o := range []txn.Outcome{txn.OutcomeCommitted, txn.OutcomeAborted} {
-		fmt.Printf("%s: %v\n", o, value(reg, "kprod_transactions_total", string(o)))
+	for _, o := range []string{txn.OutcomeCommitted, txn.OutcomeAborted} {
+		fmt.Printf("%s: %v\n", o, value(reg, "kprod_transactions_total", o))
 	}
 	// Output:
 	// committed: 2

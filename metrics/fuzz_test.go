@@ -27,10 +27,11 @@ func FuzzTopicLabel(f *testing.F) {
 		}
 		m.OnRecordDone(kafkaproducer.Result{Record: kafkaproducer.Record{Topic: topic}})
 		m.OnRecordDone(kafkaproducer.Result{Record: kafkaproducer.Record{Topic: topic}, Err: errors.New("boom")})
-		m.RecordDeadLettered(topic)
-		m.RecordSpooled(topic)
-		m.RecordReplayed(topic)
-		m.RecordRetried(topic)
+		m.OnDeadLettered(topic)
+		m.OnSpooled(topic)
+		m.OnReplayed(topic)
+		m.OnAmbiguous(topic)
+		m.OnSetAside(topic, topic) // an unknown reason is "other"
 		label := m.TopicLabel(topic)
 		switch label {
 		case metrics.NoTopic, metrics.InvalidTopic, metrics.OtherTopic:

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -15,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kprod/kprod/kafkaproducer"
-	"github.com/kprod/kprod/txn"
 )
 
 // Label values kprod uses in place of a topic name. Kafka topic names
@@ -32,7 +30,7 @@ const (
 	InvalidTopic = "(invalid)"
 )
 
-// Circuit-breaker states for SetBreakerState. They are sony/gobreaker's
+// Circuit-breaker states for OnBreakerState. They are sony/gobreaker's
 // State.String() values, so a breaker's OnStateChange can pass them on.
 const (
 	BreakerClosed   = "closed"
@@ -131,12 +129,14 @@ func WithKpromOpts(opts ...kprom.Opt) Option {
 	return func(o *options) { o.kpromOpts = append(o.kpromOpts, opts...) }
 }
 
-// Metrics records a producer's metrics into a prometheus.Registerer. It
-// implements kafkaproducer.Hook for record outcomes; Instrument wires it
-// and its franz-go hooks into a Config. TxnObserver and DLQObserver
-// adapt it to package txn's and package dlq's Observer interfaces; the
-// Record*/Set*/Observe* methods they call are also there for your own
-// code.
+// Metrics records a producer's metrics into a prometheus.Registerer.
+// Its public surface is New, Instrument (which wires it as a
+// kafkaproducer.Hook, OnRecordDone, and its franz-go hooks into a
+// Config), the observer methods package txn and package dlq call
+// (OnTxnAttempt, so m is a txn.Observer; OnDeadLettered, OnSpooled,
+// OnReplayed, OnAmbiguous, OnSetAside, OnBreakerState and OnSpoolSize, so
+// m is a dlq.Observer), SetHealthy, and Unregister. This package imports
+// neither txn nor dlq.
 //
 // One Metrics instruments one producer (one franz-go client). All methods
 // are safe for concurrent use and never block.
@@ -156,11 +156,11 @@ type Metrics struct {
 	// record level
 	sent       *sentCollector // records_sent_total and send_latency_seconds
 	failed     *prometheus.CounterVec
-	retried    *prometheus.CounterVec
 	deadLetter *prometheus.CounterVec
 	spooled    *prometheus.CounterVec
 	replayed   *prometheus.CounterVec
 	ambiguous  *prometheus.CounterVec
+	setAside   *prometheus.CounterVec
 
 	// batches
 	batchRecords prometheus.Histogram
@@ -184,13 +184,14 @@ type Metrics struct {
 	txnOddOnce atomic.Bool // an unknown outcome string was logged
 
 	// state
-	breaker      *prometheus.GaugeVec
-	breakerTrans *prometheus.CounterVec
-	breakerState atomic.Int32 // index into breakerStates, -1 unknown
-	spoolRecords prometheus.Gauge
-	spoolBytes   prometheus.Gauge
-	up           prometheus.Gauge
-	healthy      prometheus.Gauge
+	breaker        *prometheus.GaugeVec
+	breakerTrans   *prometheus.CounterVec
+	breakerState   atomic.Int32 // index into breakerStates, -1 unknown
+	breakerOddOnce atomic.Bool  // an unknown state string was logged
+	spoolRecords   prometheus.Gauge
+	spoolBytes     prometheus.Gauge
+	up             prometheus.Gauge
+	healthy        prometheus.Gauge
 
 	// the instrumented client
 	cl      atomic.Pointer[kgo.Client]
@@ -298,11 +299,11 @@ func (m *Metrics) build(o options) {
 	m.sent = newSentCollector(m, ns, o.latencyBuckets)
 	m.collected = append(m.collected, m.sent)
 	m.failed = counterVec("records_failed_total", "Records that failed, by kafkaproducer error class (refused records included).", "topic", "class")
-	m.retried = counterVec("records_retried_total", "Records sent again by kprod after a failure (dead-letter/retry path; franz-go's internal retries are not visible here).", "topic")
 	m.deadLetter = counterVec("records_dead_lettered_total", "Records written to a dead-letter destination.", "topic")
 	m.spooled = counterVec("records_spooled_total", "Records written to the local spool because Kafka was unavailable.", "topic")
 	m.replayed = counterVec("records_replayed_total", "Records replayed from the local spool and acknowledged.", "topic")
 	m.ambiguous = counterVec("records_ambiguous_total", "Records that failed in a way that may have written them: a later resend or replay may duplicate them.", "topic")
+	m.setAside = counterVec("records_set_aside_total", "Records set aside by the dead-letter path, neither delivered nor dead-lettered, by reason (rejected, quarantined).", "topic", "reason")
 
 	m.batchRecords = hist("batch_records", "Records per produced batch.", batchRecordBuckets())
 	m.batchBytes = hist("batch_bytes", "Uncompressed bytes per produced batch.", batchByteBuckets())
@@ -366,15 +367,9 @@ func (m *Metrics) Instrument(cfg kafkaproducer.Config) kafkaproducer.Config {
 		return cfg
 	}
 	cfg.Hooks = append(slices.Clip(cfg.Hooks), m)
-	cfg.Opts = append(slices.Clip(cfg.Opts), m.KgoOpts()...)
+	cfg.Opts = append(slices.Clip(cfg.Opts), kgo.WithHooks(m.hooks))
 	return cfg
 }
-
-// KgoOpts returns the franz-go options carrying m's client hooks, for a
-// franz-go client you build yourself (for example from
-// Config.ClientOpts()). Record-level metrics then need OnRecordDone
-// called yourself.
-func (m *Metrics) KgoOpts() []kgo.Opt { return []kgo.Opt{kgo.WithHooks(m.hooks)} }
 
 // OnRecordDone implements kafkaproducer.Hook: it counts the record as
 // sent (and observes its latency) or failed by class, under its topic
@@ -387,104 +382,6 @@ func (m *Metrics) OnRecordDone(r kafkaproducer.Result) {
 	}
 	m.failed.WithLabelValues(ts.name, kafkaproducer.Classify(r.Err).String()).Inc()
 }
-
-// RecordRetried counts a record kprod sends again after a failure.
-func (m *Metrics) RecordRetried(topic string) {
-	m.retried.WithLabelValues(m.topic(topic).name).Inc()
-}
-
-// RecordDeadLettered counts a record written to the dead-letter
-// destination; topic is the record's original topic.
-func (m *Metrics) RecordDeadLettered(topic string) {
-	m.deadLetter.WithLabelValues(m.topic(topic).name).Inc()
-}
-
-// RecordSpooled counts a record written to the local spool.
-func (m *Metrics) RecordSpooled(topic string) {
-	m.spooled.WithLabelValues(m.topic(topic).name).Inc()
-}
-
-// RecordReplayed counts a spooled record replayed and acknowledged.
-func (m *Metrics) RecordReplayed(topic string) {
-	m.replayed.WithLabelValues(m.topic(topic).name).Inc()
-}
-
-// SetSpool sets the spool's current depth in records and bytes.
-func (m *Metrics) SetSpool(records, bytes int64) {
-	m.spoolRecords.Set(float64(records))
-	m.spoolBytes.Set(float64(bytes))
-}
-
-// SetBreakerState sets the circuit breaker's state: BreakerClosed,
-// BreakerHalfOpen or BreakerOpen (gobreaker's State.String(); "half_open"
-// is accepted too). A change of state is counted and logged at info (open:
-// warn). Unknown states are logged and ignored.
-func (m *Metrics) SetBreakerState(state string) {
-	if state == "half_open" {
-		state = BreakerHalfOpen
-	}
-	idx := slices.Index(breakerStates[:], state)
-	if idx < 0 {
-		m.log.Warn("unknown circuit-breaker state ignored", zap.String("state", state))
-		return
-	}
-	prev := m.breakerState.Swap(int32(idx))
-	for i, s := range breakerStates {
-		v := 0.0
-		if i == idx {
-			v = 1
-		}
-		m.breaker.WithLabelValues(s).Set(v)
-	}
-	if prev == int32(idx) {
-		return
-	}
-	m.breakerTrans.WithLabelValues(state).Inc()
-	from := "unknown"
-	if prev >= 0 {
-		from = breakerStates[prev]
-	}
-	lvl := zap.InfoLevel
-	if state == BreakerOpen {
-		lvl = zap.WarnLevel
-	}
-	m.log.Log(lvl, "circuit breaker state changed", zap.String("from", from), zap.String("to", state))
-}
-
-// RecordAmbiguous counts a record that failed in a way that may have
-// written it (a timeout rather than an explicit refusal), so that a
-// resend or a replay from the spool may duplicate it.
-func (m *Metrics) RecordAmbiguous(topic string) {
-	m.ambiguous.WithLabelValues(m.topic(topic).name).Inc()
-}
-
-// ObserveTxn records the end of one transaction attempt: its outcome
-// (txn.OutcomeCommitted, txn.OutcomeAborted or txn.OutcomeUnknown; any
-// other value is counted as unknown and logged once) and d, how long the
-// EndTxn call took. TxnObserver calls it for you.
-func (m *Metrics) ObserveTxn(outcome txn.Outcome, d time.Duration) {
-	m.countTxn(outcome).Observe(d.Seconds())
-}
-
-// countTxn counts an attempt under its outcome label and returns the
-// outcome's latency series.
-func (m *Metrics) countTxn(outcome txn.Outcome) prometheus.Observer {
-	switch outcome {
-	case txn.OutcomeCommitted, txn.OutcomeAborted, txn.OutcomeUnknown:
-	default:
-		if !m.txnOddOnce.Swap(true) {
-			m.log.Warn("unknown transaction outcome counted as unknown", zap.String("outcome", string(outcome)))
-		}
-		outcome = txn.OutcomeUnknown
-	}
-	m.txns.WithLabelValues(string(outcome)).Inc()
-	return m.txnLatency.WithLabelValues(string(outcome))
-}
-
-// RecordTxnRetry counts a transaction that was aborted and will be run
-// again: package txn retries after an abortable, retriable or timeout
-// error (kafkaproducer.ClassAbortable, ClassRetriable, ClassTimeout).
-func (m *Metrics) RecordTxnRetry() { m.txnRetries.Inc() }
 
 // SetHealthy sets the kprod_healthy gauge, for whoever decides health
 // (a readiness probe's Ping, the circuit breaker).
@@ -548,12 +445,6 @@ func (m *Metrics) special(label string) *topicSeries {
 func (m *Metrics) newTopicSeries(name string) *topicSeries {
 	return &topicSeries{name: name, lat: m.sent.newCounts()}
 }
-
-// TopicLabel returns the label value a record to topic is counted under
-// right now: the topic itself, OtherTopic past the cap, NoTopic or
-// InvalidTopic. Calling it claims a slot under the cap like a record
-// would.
-func (m *Metrics) TopicLabel(topic string) string { return m.topic(topic).name }
 
 // legalTopic reports whether s is a legal Kafka topic name: 1 to 249
 // characters of [a-zA-Z0-9._-]. Anything else can only fail, and must not

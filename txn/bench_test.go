@@ -20,7 +20,7 @@ func BenchmarkRun(b *testing.B) {
 			c := testkit.Cluster(b, articleTopics)
 			cfg := presets.LowLatency()
 			cfg.Brokers = c.ListenAddrs()
-			p, err := txn.New(cfg, "bench")
+			p, err := txn.New(cfg, txn.Config{ID: "bench"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,7 +5,7 @@
 //
 //	cfg := presets.Reliable()
 //	cfg.Brokers = []string{"localhost:9092"}
-//	p, err := txn.New(cfg, "orders-svc-0") // fences older instances, fails fast on a bad ID
+//	p, err := txn.New(cfg, txn.Config{ID: "orders-svc-0"}) // fences older instances, fails fast on a bad ID
 //	if err != nil { ... }
 //	defer p.Close(ctx)
 //	err = p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
@@ -21,7 +21,7 @@
 // a panic or a canceled context aborts. Errors Kafka marks abortable or
 // retriable (kafkaproducer.Classify: ClassAbortable, ClassRetriable,
 // ClassTimeout) abort and rerun the whole function with backoff, a bounded
-// number of times. Fencing (a newer instance with the same transactional
+// number of times. A canceled context aborts its own transaction only. Fencing (a newer instance with the same transactional
 // ID) is final and matches kafkaproducer.ErrFenced: PRODUCER_FENCED,
 // INVALID_PRODUCER_EPOCH and TRANSACTION_COORDINATOR_FENCED always count
 // as fencing; OPERATION_NOT_ATTEMPTED or another fatal answer counts only
@@ -46,4 +46,8 @@
 // Pipeline's Run runs on one goroutine; Close may be called from any.
 // Observer callbacks run on the goroutine that ran the transaction, with
 // no lock held.
+//
+// Configuration: each constructor takes the producer's
+// kafkaproducer.Config and a Config (PoolConfig and PipelineConfig embed
+// it); zero fields mean their documented defaults.
 package txn

@@ -28,6 +28,9 @@ var (
 	ErrTxnDone = errors.New("kprod: transaction already ended")
 	// ErrPoolClosed is returned by Pool.Run after Pool.Close began.
 	ErrPoolClosed = errors.New("kprod: transaction pool closed")
+	// ErrPipelineRunning is returned by Pipeline.Run when Run is
+	// already running on another goroutine.
+	ErrPipelineRunning = errors.New("kprod: pipeline Run called concurrently")
 )
 
 // PanicError is what Run reports to its Observer when the transaction

@@ -26,7 +26,7 @@ func ExampleProducer_Run() {
 
 	cfg := presets.Reliable()
 	cfg.Brokers = c.ListenAddrs()
-	p, err := txn.New(cfg, "orders-svc-0")
+	p, err := txn.New(cfg, txn.Config{ID: "orders-svc-0"})
 	if err != nil {
 		panic(err)
 	}

@@ -22,7 +22,7 @@ func TestKcatReadCommitted(t *testing.T) {
 		t.Skip("kcat (librdkafka CLI) not installed: apt-get install kcat")
 	}
 	c := cluster(t)
-	p := newTxnProducer(t, c, "interop")
+	p := newTxnProducer(t, c, txn.Config{ID: "interop"})
 	ctx := testkit.Ctx(t, 60*time.Second)
 	errAbort := errors.New("abort")
 	for _, step := range []struct {

@@ -67,7 +67,7 @@ func TestRunDoesNotCommitUnlisted(t *testing.T) {
 	cfg := presets.LowLatency()
 	cfg.Brokers = c.ListenAddrs()
 	newP := func() *Producer {
-		p, err := New(cfg, "await-loaded", WithInitTimeout(10*time.Second), WithEndTimeout(200*time.Millisecond))
+		p, err := New(cfg, Config{ID: "await-loaded", InitTimeout: 10 * time.Second, EndTimeout: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,18 +125,18 @@ func TestPipelineDoesNotCommitUnlisted(t *testing.T) {
 	if _, err := in.Send(ctx, kafkaproducer.Record{Topic: "in", Value: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := NewPipeline(cfg, PipelineConfig{TransactionalID: "await-loaded-etl", Group: "etl", Topics: []string{"in"}},
+	pl, err := NewPipeline(cfg, PipelineConfig{Config: Config{ID: "await-loaded-etl", InitTimeout: 10 * time.Second, EndTimeout: 200 * time.Millisecond}, Group: "etl", Topics: []string{"in"}},
 		func(ctx context.Context, r *kgo.Record, tx *Tx) error {
 			if _, err := tx.Send(ctx, kafkaproducer.Record{Topic: "out", Value: r.Value}); err != nil {
 				return err
 			}
 			unlisted(tx)
 			return nil
-		}, WithInitTimeout(10*time.Second), WithEndTimeout(200*time.Millisecond))
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pl.Close()
+	defer func() { _ = pl.Close(context.Background()) }()
 	err = pl.Run(ctx)
 	if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), `"unlisted"`) {
 		t.Fatalf("Run: %v; want ErrBroken naming the topic", err)

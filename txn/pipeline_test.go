@@ -50,11 +50,11 @@ func newPipeline(t *testing.T, c *kfake.Cluster, obs txn.Observer, fn txn.Transf
 	cfg := presets.HighThroughput()
 	cfg.Brokers = c.ListenAddrs()
 	pl, err := txn.NewPipeline(cfg, txn.PipelineConfig{
-		TransactionalID:  "etl-0",
+		Config:           testCfg(txn.Config{ID: "etl-0", Observer: obs}),
 		Group:            "etl",
 		Topics:           []string{"in"},
 		MaxRecordsPerTxn: 5000,
-	}, fn, txn.WithObserver(obs), txn.WithInitTimeout(10*time.Second), txn.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
+	}, fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 	produceInput(t, c, "in", n)
 
 	var committed atomic.Int64
-	obs := txn.ObserverFunc(func(a txn.Attempt) {
+	obs := observerFunc(func(a attempt) {
 		if a.Outcome == txn.OutcomeCommitted {
 			committed.Add(1)
 		}
@@ -106,7 +106,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 	if err := <-done1; err != nil {
 		t.Fatalf("first instance: %v", err)
 	}
-	first.Close()
+	closePipeline(t, first)
 	firstCommits := committed.Load()
 	if firstCommits == 0 || !failedOnce.Load() {
 		t.Fatalf("first instance committed %d transactions (transient failure injected: %v)", firstCommits, failedOnce.Load())
@@ -122,7 +122,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 		if err := <-done2; err != nil {
 			t.Errorf("second instance: %v", err)
 		}
-		second.Close()
+		closePipeline(t, second)
 	}()
 
 	// Read until n records arrive, then a second more for duplicates.
@@ -161,7 +161,7 @@ func TestPipelineFatalTransformStops(t *testing.T) {
 	// The observer runs on the pipeline's goroutine after each
 	// transaction, as the transform does: no lock needed.
 	var current, committed []string
-	obs := txn.ObserverFunc(func(a txn.Attempt) {
+	obs := observerFunc(func(a attempt) {
 		if a.Outcome == txn.OutcomeCommitted {
 			committed = append(committed, current...)
 		}
@@ -174,7 +174,7 @@ func TestPipelineFatalTransformStops(t *testing.T) {
 		current = append(current, string(r.Value))
 		return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Value: r.Value}, nil)
 	})
-	defer pl.Close()
+	defer closePipeline(t, pl)
 	err := pl.Run(testkit.Ctx(t, 30*time.Second))
 	if !errors.Is(err, errPoison) {
 		t.Fatalf("Run = %v, want the poison error", err)
@@ -218,10 +218,10 @@ func TestPipelineFencedByNewInstance(t *testing.T) {
 	select {
 	case err = <-done:
 	case <-time.After(30 * time.Second):
-		zombie.Close()
+		closePipeline(t, zombie)
 		err = <-done
 	}
-	zombie.Close()
+	closePipeline(t, zombie)
 	if !errors.Is(err, kafkaproducer.ErrFenced) {
 		t.Fatalf("zombie Run = %v, want ErrFenced", err)
 	}
@@ -233,7 +233,7 @@ func TestPipelineFencedByNewInstance(t *testing.T) {
 		if err := <-liveDone; err != nil {
 			t.Errorf("live instance: %v", err)
 		}
-		live.Close()
+		closePipeline(t, live)
 	}()
 	out := values(t, c, "out", true, n, time.Second)
 	seen := make(map[string]int, n)
@@ -249,12 +249,26 @@ type hookFunc func(kafkaproducer.Result)
 
 func (f hookFunc) OnRecordDone(r kafkaproducer.Result) { f(r) }
 
-// fakeClock returns a clock that starts in 2000 and moves one hour per
-// reading, so every duration it measures is a whole number of hours.
-func fakeClock() func() time.Time {
-	var n atomic.Int64
-	base := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	return func() time.Time { return base.Add(time.Duration(n.Add(1)) * time.Hour) }
+// hourClock starts in 2000 and moves one hour per reading, so every
+// duration it measures is a whole number of hours. Its waits are real.
+type hourClock struct{ n atomic.Int64 }
+
+func (c *hourClock) Now() time.Time {
+	return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(c.n.Add(1)) * time.Hour)
+}
+
+func (c *hourClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+func fakeClock() *hourClock { return &hourClock{} }
+
+// closePipeline closes pl, failing the test on an error.
+func closePipeline(t *testing.T, pl *txn.Pipeline) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := pl.Close(ctx); err != nil {
+		t.Errorf("close pipeline: %v", err)
+	}
 }
 
 // pipelineCfg is the config for the single-shot pipeline tests: cfg
@@ -276,21 +290,21 @@ func pipelineCfg(c *kfake.Cluster, edit func(*kafkaproducer.Config), results cha
 
 // runPipelineUntil runs a pipeline over "in" until it returns or stop
 // says so (checked after each committed transaction, via the observer).
-func runPipelineUntil(t *testing.T, cfg kafkaproducer.Config, fn txn.Transform, stop func(txn.Attempt) bool, opts ...txn.Option) error {
+func runPipelineUntil(t *testing.T, cfg kafkaproducer.Config, fn txn.Transform, stop func(attempt) bool, tc txn.Config) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	obs := txn.ObserverFunc(func(a txn.Attempt) {
+	obs := observerFunc(func(a attempt) {
 		if stop != nil && stop(a) {
 			cancel()
 		}
 	})
-	opts = append([]txn.Option{txn.WithObserver(obs), txn.WithInitTimeout(10 * time.Second), txn.WithBackoff(10*time.Millisecond, 100*time.Millisecond)}, opts...)
-	pl, err := txn.NewPipeline(cfg, txn.PipelineConfig{TransactionalID: "single-0", Group: "single", Topics: []string{"in"}}, fn, opts...)
+	tc.ID, tc.Observer = "single-0", obs
+	pl, err := txn.NewPipeline(cfg, txn.PipelineConfig{Config: testCfg(tc), Group: "single", Topics: []string{"in"}}, fn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pl.Close()
+	defer closePipeline(t, pl)
 	err = pl.Run(ctx)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("pipeline still running after 30s")
@@ -311,7 +325,7 @@ func TestPipelineLatencyUsesClock(t *testing.T) {
 	err := runPipelineUntil(t, cfg, func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
 		outputs.Add(1)
 		return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Key: r.Key, Value: r.Value}, nil)
-	}, func(a txn.Attempt) bool { return a.Outcome == txn.OutcomeCommitted && len(results) >= 20 }, txn.WithClock(fakeClock(), nil))
+	}, func(a attempt) bool { return a.Outcome == txn.OutcomeCommitted && len(results) >= 20 }, txn.Config{Clock: fakeClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +365,7 @@ func TestPipelineSendsLikeProducer(t *testing.T) {
 		{"manual partitioner without partition", func(c *kafkaproducer.Config) { c.Partitioner = kafkaproducer.PartitionerManual }, false,
 			kafkaproducer.Record{Topic: "out", Value: []byte("x")}, kafkaproducer.ErrPartitionRequired, kafkaproducer.ClassBadInput},
 		{"stale timestamp", nil, false,
-			kafkaproducer.Record{Topic: "out", Value: []byte("x"), Timestamp: clock().Add(-time.Hour)}, kafkaproducer.ErrStaleTimestamp, kafkaproducer.ClassBadInput},
+			kafkaproducer.Record{Topic: "out", Value: []byte("x"), Timestamp: clock.Now().Add(-time.Hour)}, kafkaproducer.ErrStaleTimestamp, kafkaproducer.ClassBadInput},
 		{"delivery timeout", func(c *kafkaproducer.Config) { c.DeliveryTimeout, c.RequestTimeout = time.Second, 500*time.Millisecond }, true,
 			kafkaproducer.Record{Topic: "out", Value: []byte("x")}, kafkaproducer.ErrDeliveryTimeout, kafkaproducer.ClassTimeout},
 	}
@@ -369,7 +383,7 @@ func TestPipelineSendsLikeProducer(t *testing.T) {
 			err := runPipelineUntil(t, cfg, func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
 				_, sendErr = tx.Send(ctx, tt.out)
 				return nil // the failed record dooms the transaction anyway
-			}, nil, txn.WithMaxAttempts(1), txn.WithClock(clock, nil))
+			}, nil, txn.Config{MaxAttempts: 1, Clock: clock})
 			if !errors.Is(sendErr, tt.want) || kafkaproducer.Classify(sendErr) != tt.class {
 				t.Fatalf("send = %v (class %v), want %v (%v)", sendErr, kafkaproducer.Classify(sendErr), tt.want, tt.class)
 			}
@@ -407,7 +421,7 @@ func TestPipelineExplicitPartition(t *testing.T) {
 		results := make(chan kafkaproducer.Result, 100)
 		err := runPipelineUntil(t, pipelineCfg(c, nil, results), func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
 			return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Key: r.Key, Value: r.Value, Partition: 2, PartitionSet: true}, nil)
-		}, func(a txn.Attempt) bool { return a.Outcome == txn.OutcomeCommitted && len(results) >= 20 })
+		}, func(a attempt) bool { return a.Outcome == txn.OutcomeCommitted && len(results) >= 20 }, txn.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -430,7 +444,7 @@ func TestPipelineExplicitPartition(t *testing.T) {
 		err := runPipelineUntil(t, pipelineCfg(c, nil, nil), func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
 			_, sendErr = tx.Send(ctx, kafkaproducer.Record{Topic: "out", Value: r.Value, Partition: 7, PartitionSet: true})
 			return nil
-		}, nil, txn.WithMaxAttempts(1))
+		}, nil, txn.Config{MaxAttempts: 1})
 		if !errors.Is(sendErr, kafkaproducer.ErrBadPartition) || !errors.Is(err, kafkaproducer.ErrBadPartition) {
 			t.Fatalf("send = %v, Run = %v: want ErrBadPartition", sendErr, err)
 		}

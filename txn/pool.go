@@ -24,8 +24,8 @@ import (
 // A Pool is safe for concurrent use.
 type Pool struct {
 	cfg    kafkaproducer.Config
+	tc     Config // defaults filled in; ID is the prefix
 	prefix string
-	opts   []Option
 	log    *zap.Logger
 
 	idle  chan *Producer // members ready for a transaction
@@ -41,19 +41,35 @@ type Pool struct {
 	closeErr  error
 }
 
-// NewPool builds a pool of at most size transactional producers from cfg
-// (whose TransactionalID must be empty). opts apply to every member. No
-// producer is built until the first Run; call Warm to build them all now
-// and fail fast on a bad configuration or ACL.
-func NewPool(cfg kafkaproducer.Config, prefix string, size int, opts ...Option) (*Pool, error) {
-	if prefix == "" {
-		return nil, &kafkaproducer.ConfigError{Field: "prefix", Reason: "empty transactional id prefix"}
+// PoolConfig configures NewPool: the transaction settings every member
+// gets, with ID as the members' ID prefix, and the pool's size.
+type PoolConfig struct {
+	// Config is applied to every member; its ID is the prefix: members
+	// are "<ID>-0" to "<ID>-<Size-1>". Use a prefix unique to this
+	// process instance (the pod name): two live pools with the same
+	// prefix keep fencing each other.
+	Config
+	// Size is the most members (and concurrent transactions) the pool
+	// has. Required, at least 1.
+	Size int
+}
+
+// NewPool builds a pool of at most pc.Size transactional producers from
+// cfg (whose TransactionalID must be empty). No producer is built until
+// the first Run; call Warm to build them all now and fail fast on a bad
+// configuration or ACL. Invalid settings fail with a
+// *kafkaproducer.ConfigError naming the field.
+func NewPool(cfg kafkaproducer.Config, pc PoolConfig) (*Pool, error) {
+	tc, err := pc.Config.withDefaults("PoolConfig")
+	if err != nil {
+		return nil, err
 	}
+	prefix, size := tc.ID, pc.Size
 	if size <= 0 {
-		return nil, &kafkaproducer.ConfigError{Field: "size", Reason: fmt.Sprintf("pool size %d: need at least 1", size)}
+		return nil, &kafkaproducer.ConfigError{Field: "PoolConfig.Size", Reason: fmt.Sprintf("pool size %d: need at least 1", size)}
 	}
 	if cfg.TransactionalID != "" {
-		return nil, &kafkaproducer.ConfigError{Field: "TransactionalID", Reason: "set by the pool as <prefix>-<n>: leave it empty"}
+		return nil, &kafkaproducer.ConfigError{Field: "TransactionalID", Reason: "set by the pool as <PoolConfig.ID>-<n>: leave it empty"}
 	}
 	vc := cfg
 	vc.TransactionalID = prefix + "-0"
@@ -66,8 +82,8 @@ func NewPool(cfg kafkaproducer.Config, prefix string, size int, opts ...Option) 
 	}
 	p := &Pool{
 		cfg:    cfg,
+		tc:     tc,
 		prefix: prefix,
-		opts:   opts,
 		log:    log.Named("kprod.txn.pool").With(zap.String("prefix", prefix)),
 		idle:   make(chan *Producer, size),
 		slots:  make(chan int, size),
@@ -117,7 +133,9 @@ func (p *Pool) Warm(ctx context.Context) error {
 }
 
 func (p *Pool) build(n int) (*Producer, error) {
-	m, err := New(p.cfg, p.ID(n), p.opts...)
+	tc := p.tc
+	tc.ID = p.ID(n)
+	m, err := New(p.cfg, tc)
 	if err != nil {
 		p.slots <- n
 		return nil, err
@@ -167,7 +185,7 @@ func (p *Pool) put(m *Producer) {
 }
 
 func closeMember(m *Producer) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.o.endTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), m.o.EndTimeout)
 	defer cancel()
 	_ = m.Close(ctx)
 }
@@ -237,7 +255,7 @@ func (e *PoolCloseError) Unwrap() error { return e.Err }
 // later calls return the first call's result.
 //
 // When ctx ends first, Close cancels the running transactions' contexts
-// and closes their members, giving each up to WithEndTimeout to abort
+// and closes their members, giving each up to Config.EndTimeout to abort
 // its transaction. A function that ignores its context is not waited
 // for: Close closes its member's client under it (its later sends fail
 // with kafkaproducer.ErrClosed) and returns a *PoolCloseError naming the
@@ -321,7 +339,7 @@ func (p *Pool) closeBusy() (stuck []string, err error) {
 	)
 	for _, m := range busy {
 		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(context.Background(), m.o.endTimeout)
+			cctx, cancel := context.WithTimeout(context.Background(), m.o.EndTimeout)
 			defer cancel()
 			s, err := m.closeAll(cctx)
 			mu.Lock()

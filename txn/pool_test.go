@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,9 +16,9 @@ import (
 	"github.com/kprod/kprod/txn"
 )
 
-func newPool(t *testing.T, cfgC func() kafkaproducer.Config, prefix string, size int, opts ...txn.Option) *txn.Pool {
+func newPool(t *testing.T, cfg kafkaproducer.Config, tc txn.Config, size int) *txn.Pool {
 	t.Helper()
-	pool, err := txn.NewPool(cfgC(), prefix, size, opts...)
+	pool, err := txn.NewPool(cfg, txn.PoolConfig{Config: testCfg(tc), Size: size})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +35,8 @@ func TestPoolConcurrent(t *testing.T) {
 	var active, maxActive atomic.Int32
 	ids := sync.Map{}
 	var perID sync.Map // id -> *atomic.Int32 of transactions open on it
-	obs := txn.ObserverFunc(func(a txn.Attempt) { ids.Store(a.TransactionalID, true) })
-	pool := newPool(t, func() kafkaproducer.Config { return baseCfg(c) }, "checkout", size, txn.WithObserver(obs))
+	obs := observerFunc(func(a attempt) { ids.Store(a.ID, true) })
+	pool := newPool(t, baseCfg(c), txn.Config{ID: "checkout", Observer: obs}, size)
 	ctx := testkit.Ctx(t, 60*time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*perWorker)
@@ -94,7 +96,7 @@ func TestPoolConcurrent(t *testing.T) {
 // same ID, and the next transaction commits.
 func TestPoolReplacesFenced(t *testing.T) {
 	c := cluster(t)
-	pool := newPool(t, func() kafkaproducer.Config { return baseCfg(c) }, "refund", 1)
+	pool := newPool(t, baseCfg(c), txn.Config{ID: "refund"}, 1)
 	if err := pool.Warm(testkit.Ctx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestPoolReplacesFenced(t *testing.T) {
 		if _, err := tx.Send(ctx, rec("orders", "fenced", 0)); err != nil {
 			return err
 		}
-		newTxnProducer(t, c, pool.ID(0)) // fences the member
+		newTxnProducer(t, c, txn.Config{ID: pool.ID(0)}) // fences the member
 		_, err := tx.Send(ctx, rec("orders", "fenced", 1))
 		return err
 	})
@@ -127,7 +129,7 @@ func TestPoolReplacesFenced(t *testing.T) {
 // nothing the aborted transaction sent is visible.
 func TestPoolClose(t *testing.T) {
 	c := cluster(t)
-	pool, err := txn.NewPool(baseCfg(c), "closing", 2)
+	pool, err := txn.NewPool(baseCfg(c), txn.PoolConfig{Config: txn.Config{ID: "closing"}, Size: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +180,7 @@ func TestNewPoolRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := txn.NewPool(tt.cfg, tt.prefix, tt.size)
+			_, err := txn.NewPool(tt.cfg, txn.PoolConfig{Config: txn.Config{ID: tt.prefix}, Size: tt.size})
 			var ce *kafkaproducer.ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("NewPool = %v, want a ConfigError", err)
@@ -194,7 +196,7 @@ func TestNewPoolRejects(t *testing.T) {
 // commits, and the next producer with that ID aborts it.
 func TestPoolCloseBoundedWhenFunctionIgnoresCtx(t *testing.T) {
 	c := cluster(t)
-	pool, err := txn.NewPool(baseCfg(c), "stubborn", 2, txn.WithEndTimeout(300*time.Millisecond))
+	pool, err := txn.NewPool(baseCfg(c), txn.PoolConfig{Config: txn.Config{ID: "stubborn", EndTimeout: 300 * time.Millisecond}, Size: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +245,116 @@ func TestPoolCloseBoundedWhenFunctionIgnoresCtx(t *testing.T) {
 	}
 	// A new instance of the ID aborts the transaction left open, so
 	// read_committed consumers move on and never see its records.
-	newTxnProducer(t, c, id)
+	newTxnProducer(t, c, txn.Config{ID: id})
 	expectValues(t, c, "orders", true, nil)
+}
+
+// TestPoolCanceledRunAbortsOnlyItself (#17): many transactions run at once
+// on a pool, all of them part-way through (records written) when half of
+// their contexts are canceled. The canceled ones abort, even though their
+// functions go on sending with the canceled context and return nil; the
+// others send the rest of their records and commit. A read_committed
+// reader sees exactly the committed transactions' records.
+func TestPoolCanceledRunAbortsOnlyItself(t *testing.T) {
+	for _, v := range txVersions {
+		t.Run(v.name, func(t *testing.T) {
+			c := cluster(t, v.opts...)
+			const n, perTopic = 8, 3 // transactions; records per topic each, half before the cancel
+			obs := &attempts{}
+			pool := newPool(t, baseCfg(c), txn.Config{ID: "cancel", Observer: obs}, n)
+			ctx := testkit.Ctx(t, 60*time.Second)
+			if err := pool.Warm(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			var midway sync.WaitGroup // every transaction has written records
+			midway.Add(n)
+			release := make(chan struct{}) // the cancels are done
+			errs := make([]error, n)
+			cancels := make([]context.CancelFunc, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				rctx, cancel := context.WithCancel(ctx)
+				cancels[i] = cancel
+				wg.Go(func() {
+					defer cancel()
+					tag := fmt.Sprintf("run%d", i)
+					errs[i] = pool.Run(rctx, func(ctx context.Context, tx *txn.Tx) error {
+						for _, topic := range articleTopics {
+							if _, err := tx.Send(ctx, rec(topic, tag, 0)); err != nil {
+								return err
+							}
+						}
+						midway.Done()
+						<-release
+						// Canceled or not, send the rest and ignore
+						// every error: Run alone decides.
+						for j := 1; j < perTopic; j++ {
+							for _, topic := range articleTopics {
+								_ = tx.SendAsync(ctx, rec(topic, tag, j), nil)
+							}
+						}
+						return nil
+					})
+				})
+			}
+			midway.Wait()
+			for i := 1; i < n; i += 2 {
+				cancels[i]()
+			}
+			close(release)
+			wg.Wait()
+
+			var want []string
+			for i, err := range errs {
+				if i%2 == 1 {
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("canceled run %d: %v, want an error matching context.Canceled", i, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("run %d (not canceled): %v, want a commit", i, err)
+				}
+				for j := range perTopic {
+					want = append(want, fmt.Sprintf("run%d-%d", i, j))
+				}
+			}
+			sort.Strings(want)
+			for _, topic := range articleTopics {
+				recs := testkit.ConsumeExactly(t, c.ListenAddrs(), topic, len(want), true, 20*time.Second, 500*time.Millisecond)
+				got := make([]string, len(recs))
+				for k, r := range recs {
+					got[k] = string(r.Value)
+				}
+				sort.Strings(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s read_committed: %v, want %v", topic, got, want)
+				}
+			}
+			var committed, aborted int
+			for _, a := range obs.get() {
+				switch {
+				case a.Outcome == txn.OutcomeCommitted:
+					committed++
+				case a.Outcome == txn.OutcomeAborted && !a.Retrying:
+					aborted++
+				default:
+					t.Errorf("unexpected attempt %+v", a)
+				}
+			}
+			if committed != n/2 || aborted != n/2 {
+				t.Errorf("observer: %d committed, %d aborted; want %d each", committed, aborted, n/2)
+			}
+			// The pool is still whole: every member commits again.
+			for i := range n {
+				if err := pool.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
+					_, err := tx.Send(ctx, rec("orders", "after", i))
+					return err
+				}); err != nil {
+					t.Fatalf("run after the cancels: %v", err)
+				}
+			}
+		})
+	}
 }

@@ -26,7 +26,7 @@ type Producer struct {
 	kp  *kafkaproducer.Producer
 	cl  *kgo.Client
 	id  string
-	o   options
+	o   Config // defaults filled in
 	log *zap.Logger
 
 	slot int // member number in a Pool
@@ -43,42 +43,49 @@ type Producer struct {
 
 	closeOnce  sync.Once
 	closeErr   error
-	closeStuck bool // set by Close when a Run outlived its ctx
+	closeStuck bool  // set by Close when a Run outlived its ctx
+	kpCloseErr error // the underlying producer's Close error
 }
 
-// New builds a transactional producer: cfg with TransactionalID set to id,
-// built by kafkaproducer.New, so sends keep its per-record results, hooks
-// and buffer bounds. New initialises the producer ID with the transaction
-// coordinator before it returns (bounded by WithInitTimeout), so a bad ID,
-// a missing ACL or an unreachable cluster fails here rather than in the
-// first Run. Initialising also fences any older instance with the same
-// ID and aborts its open transaction.
+// New builds a transactional producer: cfg with TransactionalID set to
+// tc.ID, built by kafkaproducer.New, so sends keep its per-record results,
+// hooks and buffer bounds. New initialises the producer ID with the
+// transaction coordinator before it returns (bounded by tc.InitTimeout),
+// so a bad ID, a missing ACL or an unreachable cluster fails here rather
+// than in the first Run. Initialising also fences any older instance with
+// the same ID and aborts its open transaction.
 //
 // cfg.TransactionTimeout is how long the broker lets one transaction stay
-// open before aborting it (zero means franz-go's 40s).
-func New(cfg kafkaproducer.Config, id string, opts ...Option) (*Producer, error) {
-	if id == "" {
-		return nil, &kafkaproducer.ConfigError{Field: "TransactionalID", Reason: "empty transactional id: pass a stable, unique id per producer instance"}
+// open before aborting it (zero means franz-go's 40s). Invalid settings
+// fail with a *kafkaproducer.ConfigError naming the field.
+func New(cfg kafkaproducer.Config, tc Config) (*Producer, error) {
+	tc, err := tc.withDefaults("Config")
+	if err != nil {
+		return nil, err
 	}
+	id := tc.ID
 	if cfg.TransactionalID != "" && cfg.TransactionalID != id {
-		return nil, &kafkaproducer.ConfigError{Field: "TransactionalID", Reason: fmt.Sprintf("cfg.TransactionalID %q differs from id %q: leave cfg.TransactionalID empty", cfg.TransactionalID, id)}
+		return nil, &kafkaproducer.ConfigError{Field: "TransactionalID", Reason: fmt.Sprintf("cfg.TransactionalID %q differs from Config.ID %q: leave cfg.TransactionalID empty", cfg.TransactionalID, id)}
 	}
 	cfg.TransactionalID = id
-	o := buildOptions(opts)
 	kp, err := kafkaproducer.New(cfg)
 	if err != nil {
 		return nil, err
+	}
+	log := kp.Config().Logger
+	if log == nil {
+		log = zap.NewNop()
 	}
 	p := &Producer{
 		kp:   kp,
 		cl:   kp.Client(),
 		id:   id,
-		o:    o,
-		log:  kp.Logger().Named("txn").With(zap.String("transactional_id", id)),
+		o:    tc,
+		log:  log.Named("txn").With(zap.String("transactional_id", id)),
 		sem:  make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.initTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), tc.InitTimeout)
 	defer cancel()
 	if _, _, err := p.cl.ProducerID(ctx); err != nil {
 		closeCtx, closeCancel := context.WithTimeout(context.Background(), time.Second)
@@ -131,13 +138,13 @@ func (p *Producer) setBroken(err error) error {
 // abort. When the cause is one Kafka marks abortable, retriable or timed
 // out (kafkaproducer.Classify gives ClassAbortable, ClassRetriable or
 // ClassTimeout), Run aborts, waits a backoff and runs fn again in a new
-// transaction, up to WithMaxAttempts times: fn must be safe to run more
+// transaction, up to Config.MaxAttempts times: fn must be safe to run more
 // than once (it should only produce through tx). Fencing is final: Run
 // returns an error matching kafkaproducer.ErrFenced and so does every
 // later call. Errors are *TxnError.
 //
 // Once the commit has been sent, canceling ctx no longer interrupts it
-// (it is bounded by WithEndTimeout instead), because an interrupted
+// (it is bounded by Config.EndTimeout instead), because an interrupted
 // commit has an unknown outcome (ErrCommitUnknown).
 func (p *Producer) Run(ctx context.Context, fn Func) error {
 	select {
@@ -152,36 +159,24 @@ func (p *Producer) Run(ctx context.Context, fn Func) error {
 		if err := p.Err(); err != nil {
 			return &TxnError{TransactionalID: p.id, Attempts: attempt - 1, Err: err}
 		}
-		start := p.o.now()
 		r := p.attempt(ctx, fn)
-		a := Attempt{
-			TransactionalID: p.id,
-			Outcome:         r.outcome,
-			Number:          attempt,
-			Err:             r.err,
-			Duration:        p.o.now().Sub(start),
-			EndLatency:      r.endLatency,
-		}
-		if r.err != nil {
-			a.Class = kafkaproducer.Classify(r.err).String()
-		}
 		if r.panicked {
-			p.o.observe(a)
+			p.o.observe(p.id, r.outcome, r.err, false, r.endLatency)
 			panic(r.panicVal)
 		}
 		if r.err == nil {
-			p.o.observe(a)
+			p.o.observe(p.id, r.outcome, nil, false, r.endLatency)
 			return nil
 		}
-		a.Retrying = attempt < p.o.maxAttempts && retriable(r.err) && ctx.Err() == nil && p.Err() == nil
-		p.o.observe(a)
-		if !a.Retrying {
+		retrying := attempt < p.o.MaxAttempts && retriable(r.err) && ctx.Err() == nil && p.Err() == nil
+		p.o.observe(p.id, r.outcome, r.err, retrying, r.endLatency)
+		if !retrying {
 			return &TxnError{TransactionalID: p.id, Attempts: attempt, Err: r.err}
 		}
 		wait := p.o.backoff(attempt)
 		p.log.Info("transaction aborted; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(r.err))
 		select {
-		case <-p.o.after(wait):
+		case <-p.o.Clock.After(wait):
 		case <-ctx.Done():
 			return &TxnError{TransactionalID: p.id, Attempts: attempt, Err: r.err}
 		case <-p.done:
@@ -207,7 +202,7 @@ func retriable(err error) bool {
 }
 
 type attemptResult struct {
-	outcome    Outcome
+	outcome    string
 	err        error
 	endLatency time.Duration
 	panicked   bool
@@ -277,7 +272,7 @@ func (p *Producer) attempt(ctx context.Context, fn Func) attemptResult {
 	}
 	var unlisted error
 	if cause == nil {
-		unlisted = awaitLoaded(ctx, p.cl, tx.writtenTo(), p.o.endTimeout)
+		unlisted = awaitLoaded(ctx, p.cl, tx.writtenTo(), p.o.EndTimeout)
 		cause = unlisted
 	}
 	var r attemptResult
@@ -297,7 +292,7 @@ func (p *Producer) attempt(ctx context.Context, fn Func) attemptResult {
 
 // endCtx is the detached, bounded context for ending a transaction.
 func (p *Producer) endCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), p.o.endTimeout)
+	return context.WithTimeout(context.WithoutCancel(ctx), p.o.EndTimeout)
 }
 
 // pid is a producer ID and epoch.
@@ -344,9 +339,9 @@ func (p *Producer) classifyFatal(ctx context.Context, me pid, err error) error {
 func (p *Producer) commit(ctx context.Context, me pid) attemptResult {
 	ectx, cancel := p.endCtx(ctx)
 	defer cancel()
-	t0 := p.o.now()
+	t0 := p.o.Clock.Now()
 	err := p.cl.EndTransaction(ectx, kgo.TryCommit)
-	lat := p.o.now().Sub(t0)
+	lat := p.o.Clock.Now().Sub(t0)
 	if err == nil {
 		return attemptResult{outcome: OutcomeCommitted, endLatency: lat}
 	}
@@ -415,9 +410,9 @@ func (p *Producer) abort(ctx context.Context, tx *Tx, cause error, me pid) attem
 		// transaction; do not talk to the coordinator again.
 		return attemptResult{outcome: OutcomeAborted, err: p.setBroken(fencedErr(cause))}
 	}
-	t0 := p.o.now()
+	t0 := p.o.Clock.Now()
 	abErr := p.endAbort(ectx, me)
-	lat := p.o.now().Sub(t0)
+	lat := p.o.Clock.Now().Sub(t0)
 	if abErr != nil {
 		if perr := p.Err(); perr != nil {
 			return attemptResult{outcome: OutcomeAborted, err: fmt.Errorf("%w (cause: %w)", perr, cause), endLatency: lat}
@@ -430,14 +425,17 @@ func (p *Producer) abort(ctx context.Context, tx *Tx, cause error, me pid) attem
 // Close aborts a transaction in progress (by canceling its function's
 // context), waits for it to end while ctx allows, then closes the
 // underlying producer. Later Runs fail with an error matching
-// kafkaproducer.ErrClosed. Close is idempotent.
+// kafkaproducer.ErrClosed. Close is idempotent: later calls return the
+// first call's result.
 //
 // If the function ignores its context and is still running when ctx
-// ends, Close closes the producer under it: its later sends fail with
+// ends, Close closes the producer under it and returns an error wrapping
+// ctx's error that says so: the function's later sends fail with
 // kafkaproducer.ErrClosed and Run returns when the function does. The
 // transaction it had open is aborted by the broker when
 // cfg.TransactionTimeout expires, or at once when a new producer with the
-// same transactional ID starts; its records never become visible.
+// same transactional ID starts; its records never become visible, but
+// until then read_committed consumers of its partitions are held back.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
@@ -448,6 +446,7 @@ func (p *Producer) Close(ctx context.Context) error {
 		if cancel != nil {
 			cancel()
 		}
+		var stuck error
 		select {
 		case p.sem <- struct{}{}: // idle: no need to look at ctx
 		default:
@@ -456,16 +455,19 @@ func (p *Producer) Close(ctx context.Context) error {
 			case <-ctx.Done():
 				p.log.Warn("close: transaction still running; closing the client under it")
 				p.closeStuck = true
+				stuck = fmt.Errorf("kprod: close transactional id %q: the transaction function ignored its context and is still running; its transaction stays open until the broker aborts it: %w", p.id, ctx.Err())
 			}
 		}
-		p.closeErr = p.kp.Close(ctx)
+		p.kpCloseErr = p.kp.Close(ctx)
+		p.closeErr = errors.Join(stuck, p.kpCloseErr)
 	})
 	return p.closeErr
 }
 
 // closeAll closes the producer like Close and reports whether a
-// transaction was still running when it gave up waiting.
+// transaction was still running when it gave up waiting, and the
+// underlying producer's Close error.
 func (p *Producer) closeAll(ctx context.Context) (stuck bool, err error) {
-	err = p.Close(ctx)
-	return p.closeStuck, err
+	_ = p.Close(ctx)
+	return p.closeStuck, p.kpCloseErr
 }

@@ -2,6 +2,8 @@ package txn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -54,9 +56,19 @@ func newTx(id string, send sendFunc, batch batchFunc) *Tx {
 	return &Tx{id: id, send: send, batch: batch}
 }
 
+// failedResult is the Result of a record that was not written: err as a
+// *kafkaproducer.SendError (kept if it already is one).
+func failedResult(rec kafkaproducer.Record, err error) kafkaproducer.Result {
+	se, ok := errors.AsType[*kafkaproducer.SendError](err)
+	if !ok {
+		se = &kafkaproducer.SendError{Topic: rec.Topic, Partition: -1, Key: rec.Key, Class: kafkaproducer.Classify(err), Err: err}
+	}
+	return kafkaproducer.Result{Record: rec, Partition: -1, Offset: -1, Err: se}
+}
+
 // doneResult is the Result of a record sent after the transaction ended.
 func doneResult(rec kafkaproducer.Record) kafkaproducer.Result {
-	return kafkaproducer.FailedResult(rec, kafkaproducer.WithClass(kafkaproducer.ClassClosed, ErrTxnDone))
+	return failedResult(rec, kafkaproducer.WithClass(kafkaproducer.ClassClosed, ErrTxnDone))
 }
 
 // enter registers n records about to be sent, unless the transaction
@@ -119,15 +131,32 @@ func (t *Tx) writtenTo() map[string]int32 {
 
 // Send sends one record in the transaction and waits until the broker has
 // it (written, but invisible to read_committed consumers until commit).
-// The error, if any, is a *kafkaproducer.SendError; any error also dooms
-// the transaction. ctx bounds the wait as in kafkaproducer.Producer.Send.
+// The error, if any, is a *kafkaproducer.SendError; a record that fails
+// dooms the transaction.
+//
+// ctx bounds only this call's wait. If ctx ends first, Send returns an
+// error wrapping kafkaproducer.ErrOutcomeUnknown and ctx's cause, without
+// the record's outcome; the record still counts for the transaction: Run
+// commits only if it was written, and aborts otherwise. Return the error
+// from the function to abort in any case.
 func (t *Tx) Send(ctx context.Context, rec kafkaproducer.Record) (kafkaproducer.Result, error) {
 	done := make(chan kafkaproducer.Result, 1)
 	if err := t.SendAsync(ctx, rec, func(r kafkaproducer.Result) { done <- r }); err != nil {
-		return kafkaproducer.FailedResult(rec, err), err
+		r := failedResult(rec, err)
+		return r, r.Err
 	}
-	r := <-done
-	return r, r.Err
+	select {
+	case r := <-done:
+		return r, r.Err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // both ready: the outcome is the better answer
+			return r, r.Err
+		default:
+		}
+		r := failedResult(rec, fmt.Errorf("%w: %w", kafkaproducer.ErrOutcomeUnknown, context.Cause(ctx)))
+		return r, r.Err
+	}
 }
 
 // SendAsync sends one record in the transaction without waiting; cb (which
@@ -189,7 +218,7 @@ func (t *Tx) sendEach(ctx context.Context, recs []kafkaproducer.Record) kafkapro
 			out[i] = r
 			wg.Done()
 		}); err != nil {
-			out[i] = kafkaproducer.FailedResult(recs[i], err)
+			out[i] = failedResult(recs[i], err)
 			wg.Done()
 		}
 	}

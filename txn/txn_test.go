@@ -48,15 +48,27 @@ func baseCfg(c *kfake.Cluster) kafkaproducer.Config {
 	return cfg
 }
 
-func newTxnProducer(t *testing.T, c *kfake.Cluster, id string, opts ...txn.Option) *txn.Producer {
+// newTxnProducer builds a producer with tc, its zero InitTimeout and
+// backoff set for tests.
+func newTxnProducer(t *testing.T, c *kfake.Cluster, tc txn.Config) *txn.Producer {
 	t.Helper()
-	opts = append([]txn.Option{txn.WithInitTimeout(10 * time.Second), txn.WithBackoff(10*time.Millisecond, 100*time.Millisecond)}, opts...)
-	p, err := txn.New(baseCfg(c), id, opts...)
+	p, err := txn.New(baseCfg(c), testCfg(tc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeP(p) })
 	return p
+}
+
+// testCfg fills tc's zero InitTimeout (10s) and backoff (10ms to 100ms).
+func testCfg(tc txn.Config) txn.Config {
+	if tc.InitTimeout == 0 {
+		tc.InitTimeout = 10 * time.Second
+	}
+	if tc.Backoff == 0 && tc.MaxBackoff == 0 {
+		tc.Backoff, tc.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	}
+	return tc
 }
 
 func closeP(p *txn.Producer) {
@@ -270,21 +282,36 @@ func tags(tag string, n int) []string {
 	return out
 }
 
-type attempts struct {
-	mu  sync.Mutex
-	all []txn.Attempt
+// attempt is one call to an Observer.
+type attempt struct {
+	ID, Outcome, Class string
+	Retrying           bool
+	EndLatency         time.Duration
 }
 
-func (a *attempts) OnAttempt(x txn.Attempt) {
+// attempts is an Observer that keeps every call.
+type attempts struct {
+	mu  sync.Mutex
+	all []attempt
+}
+
+func (a *attempts) OnTxnAttempt(id, outcome, class string, retrying bool, endLatency time.Duration) {
 	a.mu.Lock()
-	a.all = append(a.all, x)
+	a.all = append(a.all, attempt{id, outcome, class, retrying, endLatency})
 	a.mu.Unlock()
 }
 
-func (a *attempts) get() []txn.Attempt {
+func (a *attempts) get() []attempt {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]txn.Attempt(nil), a.all...)
+	return append([]attempt(nil), a.all...)
+}
+
+// observerFunc adapts a function of an attempt to an Observer.
+func observerFunc(f func(attempt)) txn.Observer {
+	return txn.ObserverFunc(func(id, outcome, class string, retrying bool, endLatency time.Duration) {
+		f(attempt{id, outcome, class, retrying, endLatency})
+	})
 }
 
 // TestCommitAtomicAcrossTopics: records sent through every style to three
@@ -295,7 +322,7 @@ func TestCommitAtomicAcrossTopics(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			c := cluster(t, v.opts...)
 			obs := &attempts{}
-			p := newTxnProducer(t, c, "orders-svc", txn.WithObserver(obs))
+			p := newTxnProducer(t, c, txn.Config{ID: "orders-svc", Observer: obs})
 			ctx := testkit.Ctx(t, 30*time.Second)
 			err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
 				for i := range 10 {
@@ -334,7 +361,7 @@ func TestCommitAtomicAcrossTopics(t *testing.T) {
 			expectValues(t, c, "payments", true, tags("p", 10))
 			expectValues(t, c, "inventory", true, tags("i", 10))
 			a := obs.get()
-			if len(a) != 1 || a[0].Outcome != txn.OutcomeCommitted || a[0].Number != 1 || a[0].Err != nil || a[0].EndLatency <= 0 {
+			if len(a) != 1 || a[0].Outcome != txn.OutcomeCommitted || a[0].Class != "" || a[0].ID != "orders-svc" || a[0].EndLatency <= 0 {
 				t.Fatalf("observer saw %+v, want one committed attempt", a)
 			}
 		})
@@ -384,7 +411,7 @@ func TestAbortIsInvisible(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := cluster(t)
 			obs := &attempts{}
-			p := newTxnProducer(t, c, "abort-"+tt.name, txn.WithObserver(obs))
+			p := newTxnProducer(t, c, txn.Config{ID: "abort-" + tt.name, Observer: obs})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var panicked any
@@ -436,7 +463,7 @@ func TestAbortIsInvisible(t *testing.T) {
 // TestTxDoneAfterReturn: a Tx refuses sends once its function returned.
 func TestTxDoneAfterReturn(t *testing.T) {
 	c := cluster(t)
-	p := newTxnProducer(t, c, "leak")
+	p := newTxnProducer(t, c, txn.Config{ID: "leak"})
 	var leaked *txn.Tx
 	if err := p.Run(testkit.Ctx(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
 		leaked = tx
@@ -461,7 +488,7 @@ func TestFencing(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/produce_after_fence=%v", v.name, produceAfter), func(t *testing.T) {
 				c := cluster(t, v.opts...)
 				obs := &attempts{}
-				first := newTxnProducer(t, c, "payments-0", txn.WithObserver(obs))
+				first := newTxnProducer(t, c, txn.Config{ID: "payments-0", Observer: obs})
 				ctx := testkit.Ctx(t, 30*time.Second)
 				var second *txn.Producer
 				err := first.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
@@ -470,7 +497,7 @@ func TestFencing(t *testing.T) {
 							return err
 						}
 					}
-					second = newTxnProducer(t, c, "payments-0")
+					second = newTxnProducer(t, c, txn.Config{ID: "payments-0"})
 					if produceAfter {
 						for _, topic := range articleTopics {
 							if _, err := tx.Send(ctx, rec(topic, "zombie", 1)); err != nil {
@@ -514,7 +541,7 @@ func TestFencing(t *testing.T) {
 // transaction on the same ID is visible at once.
 func TestCloseMidTransaction(t *testing.T) {
 	c := cluster(t)
-	p, err := txn.New(baseCfg(c), "closer")
+	p, err := txn.New(baseCfg(c), txn.Config{ID: "closer"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +569,7 @@ func TestCloseMidTransaction(t *testing.T) {
 	if err := p.Run(context.Background(), func(context.Context, *txn.Tx) error { return nil }); !errors.Is(err, kafkaproducer.ErrClosed) {
 		t.Fatalf("Run after Close = %v, want ErrClosed", err)
 	}
-	next := newTxnProducer(t, c, "closer")
+	next := newTxnProducer(t, c, txn.Config{ID: "closer"})
 	if err := next.Run(testkit.Ctx(t, 20*time.Second), func(ctx context.Context, tx *txn.Tx) error {
 		_, err := tx.Send(ctx, rec("orders", "next", 0))
 		return err
@@ -583,7 +610,7 @@ func TestKilledMidTransaction(t *testing.T) {
 			t.Fatalf("dead transaction visible on %s: %v", topic, got)
 		}
 	}
-	p := newTxnProducer(t, c, "worker-7")
+	p := newTxnProducer(t, c, txn.Config{ID: "worker-7"})
 	if err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
 		_, err := tx.Send(ctx, rec("orders", "restarted", 0))
 		return err
@@ -636,7 +663,7 @@ func TestCoordinatorFaultsRetried(t *testing.T) {
 			if tt.tight {
 				cfg.Opts = []kgo.Opt{kgo.RequestRetries(1), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond })}
 			}
-			p, err := txn.New(cfg, "faulty", txn.WithObserver(obs), txn.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+			p, err := txn.New(cfg, txn.Config{ID: "faulty", Observer: obs, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -697,7 +724,7 @@ func TestAbortableErrorRetriesWholeTransaction(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := cluster(t)
 			obs := &attempts{}
-			p := newTxnProducer(t, c, "abortable", txn.WithObserver(obs), txn.WithMaxAttempts(tt.maxAttempts))
+			p := newTxnProducer(t, c, txn.Config{ID: "abortable", Observer: obs, MaxAttempts: tt.maxAttempts})
 			ctx := testkit.Ctx(t, 30*time.Second)
 			h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "payments", Err: kerr.TransactionAbortable, Count: tt.faults})
 			err := p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {
@@ -770,7 +797,7 @@ func TestNewFailsFast(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			p, err := txn.New(tt.cfg(), tt.id, txn.WithInitTimeout(time.Second))
+			p, err := txn.New(tt.cfg(), txn.Config{ID: tt.id, InitTimeout: time.Second})
 			if err == nil {
 				closeP(p)
 				t.Fatal("New succeeded")
@@ -790,7 +817,7 @@ func TestNewFailsFast(t *testing.T) {
 // the function returned fails with ErrTxnDone (ClassClosed).
 func TestSendBatchInTransaction(t *testing.T) {
 	c := cluster(t)
-	p := newTxnProducer(t, c, "batcher", txn.WithMaxAttempts(1))
+	p := newTxnProducer(t, c, txn.Config{ID: "batcher", MaxAttempts: 1})
 	ctx := testkit.Ctx(t, 30*time.Second)
 	batch := func(tag string) []kafkaproducer.Record {
 		recs := make([]kafkaproducer.Record, 6)

@@ -22,7 +22,7 @@ type payment struct {
 // typed sends commit and abort with the transaction.
 func TestTypedInsideTransaction(t *testing.T) {
 	c := cluster(t)
-	p := newTxnProducer(t, c, "typed")
+	p := newTxnProducer(t, c, txn.Config{ID: "typed"})
 	ctx := testkit.Ctx(t, 20*time.Second)
 	send := func(order string, abort bool) error {
 		return p.Run(ctx, func(ctx context.Context, tx *txn.Tx) error {

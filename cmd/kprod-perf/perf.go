@@ -242,7 +242,7 @@ func runOne(ctx context.Context, cfg kafkaproducer.Config, o runOpts) (result, e
 		closed   bool
 	)
 	if o.transactional {
-		tp, err := txn.New(cfg, cfg.TransactionalID, txn.WithMaxAttempts(1))
+		tp, err := txn.New(cfg, txn.Config{ID: cfg.TransactionalID, MaxAttempts: 1})
 		if err != nil {
 			return result{}, err
 		}

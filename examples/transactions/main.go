@@ -71,13 +71,13 @@ func run(brokers string, n int) error {
 	// Concurrent checkouts through a pool of 4 transactional producers
 	// (IDs checkout-<run>-0 .. -3).
 	var mu sync.Mutex
-	outcomes := map[txn.Outcome]int{}
-	obs := txn.ObserverFunc(func(a txn.Attempt) {
+	outcomes := map[string]int{}
+	obs := txn.ObserverFunc(func(_, outcome, _ string, _ bool, _ time.Duration) {
 		mu.Lock()
-		outcomes[a.Outcome]++
+		outcomes[outcome]++
 		mu.Unlock()
 	})
-	pool, err := txn.NewPool(cfg, "checkout-"+runID, 4, txn.WithObserver(obs))
+	pool, err := txn.NewPool(cfg, txn.PoolConfig{Config: txn.Config{ID: "checkout-" + runID, Observer: obs}, Size: 4})
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func run(brokers string, n int) error {
 	// over; the first one's open transaction is aborted and it refuses
 	// further work.
 	fenceID := "fence-demo-" + runID
-	first, err := txn.New(cfg, fenceID)
+	first, err := txn.New(cfg, txn.Config{ID: fenceID})
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func run(brokers string, n int) error {
 			return err
 		}
 		var err error
-		if second, err = txn.New(cfg, fenceID); err != nil { // a restarted instance
+		if second, err = txn.New(cfg, txn.Config{ID: fenceID}); err != nil { // a restarted instance
 			return err
 		}
 		return nil

@@ -63,7 +63,7 @@ func ctx(t *testing.T) context.Context {
 func TestTransactionalIDACL(t *testing.T) {
 	c := cluster(t)
 	start := time.Now()
-	p, err := txn.New(config(c), "not-granted")
+	p, err := txn.New(config(c), txn.Config{ID: "not-granted"})
 	if err == nil {
 		_ = p.Close(context.Background())
 		t.Fatal("txn.New succeeded without a transactional-ID ACL")
@@ -76,7 +76,7 @@ func TestTransactionalIDACL(t *testing.T) {
 	}
 	t.Logf("refused in %v: %v", time.Since(start).Round(time.Millisecond), err)
 
-	ok, err := txn.New(config(c), "granted")
+	ok, err := txn.New(config(c), txn.Config{ID: "granted"})
 	if err != nil {
 		t.Fatalf("with the ACL: %v", err)
 	}

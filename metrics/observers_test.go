@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,28 +23,58 @@ import (
 	"github.com/kprod/kprod/txn"
 )
 
+// *Metrics is a txn.Observer and a dlq.Observer as it is; package
+// metrics imports neither (TestNoTxnOrDLQDependency).
+var (
+	_ txn.Observer = (*metrics.Metrics)(nil)
+	_ dlq.Observer = (*metrics.Metrics)(nil)
+)
+
+// TestNoTxnOrDLQDependency: importing metrics pulls in neither txn nor
+// dlq, nor what dlq brings (the circuit breaker, the spool).
+func TestNoTxnOrDLQDependency(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		switch {
+		case dep == "github.com/kprod/kprod/txn",
+			strings.HasPrefix(dep, "github.com/kprod/kprod/dlq"),
+			strings.Contains(dep, "gobreaker"):
+			t.Errorf("package metrics depends on %s", dep)
+		}
+	}
+}
+
+// attempt is one OnTxnAttempt call.
+type attempt struct {
+	outcome    string
+	retrying   bool
+	endLatency time.Duration
+}
+
 // TestTxnObserver runs real transactions on kfake through a txn.Producer
-// whose Observer is m.TxnObserver(): a commit, an abort by the function,
-// and an abortable Kafka error that aborts and retries before
-// committing. The scraped counts by outcome, the retries and the
-// latency histograms must match the attempts txn reported.
+// whose Observer is m: a commit, an abort by the function, and an
+// abortable Kafka error that aborts and retries before committing. The
+// scraped counts by outcome, the retries and the latency histograms must
+// match the attempts txn reported.
 func TestTxnObserver(t *testing.T) {
 	c := testkit.Cluster(t, []string{"orders"})
 	reg, m := newMetrics(t)
 	var mu sync.Mutex
-	var seen []txn.Attempt
-	mobs := m.TxnObserver()
-	obs := txn.ObserverFunc(func(a txn.Attempt) { // the adapter, plus a copy for the assertions
+	var seen []attempt
+	obs := txn.ObserverFunc(func(id, outcome, class string, retrying bool, endLatency time.Duration) { // m, plus a copy for the assertions
 		mu.Lock()
-		seen = append(seen, a)
+		seen = append(seen, attempt{outcome, retrying, endLatency})
 		mu.Unlock()
-		mobs.OnAttempt(a)
+		m.OnTxnAttempt(id, outcome, class, retrying, endLatency)
 	})
 	cfg := presets.LowLatency()
 	cfg.Brokers = c.ListenAddrs()
 	cfg.TransactionTimeout = 20 * time.Second
-	p, err := txn.New(m.Instrument(cfg), "metrics-txn", txn.WithObserver(obs),
-		txn.WithInitTimeout(10*time.Second), txn.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
+	p, err := txn.New(m.Instrument(cfg), txn.Config{ID: "metrics-txn", Observer: obs,
+		InitTimeout: 10 * time.Second, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,20 +111,20 @@ func TestTxnObserver(t *testing.T) {
 	}
 
 	mu.Lock()
-	attempts := append([]txn.Attempt(nil), seen...)
+	attempts := append([]attempt(nil), seen...)
 	mu.Unlock()
 	var committed, aborted, retries, abortTimed int
 	for _, a := range attempts {
-		switch a.Outcome {
+		switch a.outcome {
 		case txn.OutcomeCommitted:
 			committed++
 		case txn.OutcomeAborted:
 			aborted++
-			if a.EndLatency > 0 {
+			if a.endLatency > 0 {
 				abortTimed++
 			}
 		}
-		if a.Retrying {
+		if a.retrying {
 			retries++
 		}
 	}
@@ -138,7 +170,7 @@ func TestTxnObserver(t *testing.T) {
 }
 
 // TestDLQObserver drives a real dlq.Producer on kfake whose Observer is
-// m.DLQObserver(): a MESSAGE_TOO_LARGE record goes to its dead-letter
+// m: a MESSAGE_TOO_LARGE record goes to its dead-letter
 // topic, the broker goes away (the breaker opens and records are
 // spooled), then comes back on the same port with its data (the breaker
 // closes and the spool is replayed). Each step is checked by scraping.
@@ -161,7 +193,7 @@ func TestDLQObserver(t *testing.T) {
 	}
 	d, err := dlq.New(p, dlq.Config{
 		SpoolDir: t.TempDir() + "/spool",
-		Observer: m.DLQObserver(),
+		Observer: m,
 		Breaker: dlq.BreakerConfig{
 			ConsecutiveFailures: 3,
 			OpenTimeout:         300 * time.Millisecond,
@@ -196,7 +228,7 @@ func TestDLQObserver(t *testing.T) {
 
 	// Outage: failed pings open the breaker; sends go to the spool.
 	c.Close()
-	testkit.WaitFor(t, 15*time.Second, "breaker to open", func() bool { return d.BreakerState() == metrics.BreakerOpen })
+	testkit.WaitFor(t, 15*time.Second, "breaker to open", func() bool { return d.BreakerState().String() == metrics.BreakerOpen })
 	testkit.WaitFor(t, 5*time.Second, "breaker_state{open} = 1", func() bool {
 		return scrape(t, reg, "kprod_breaker_state", "state", metrics.BreakerOpen).value == 1
 	})
