@@ -290,3 +290,49 @@ func TestReadOnlyOpen(t *testing.T) {
 	}
 	_ = ro2.Close()
 }
+
+// TestDamageAroundReplayPosition: with a .pos part-way into a segment,
+// damage before it (records already replayed) and after it are both
+// quarantined, the first one marked as already replayed, and exactly the
+// intact records after the position are kept.
+func TestDamageAroundReplayPosition(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	for i := range 10 {
+		if err := s.Append(ctxT(t), entry("t", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seg := mustGlob(t, dir, "*.seg")[0]
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := scanSegment(data).frames
+	// Records 0..4 replayed; then frames 1 and 7 damaged.
+	if err := writePos(strings.TrimSuffix(seg, ".seg")+".pos", int64(frames[4].End), frameCRC(data[frames[4].Off:frames[4].End])); err != nil {
+		t.Fatal(err)
+	}
+	data[frames[1].Off+frameHeader+2] ^= 0x20
+	data[frames[7].Off+frameHeader+2] ^= 0x20
+	writeRaw(t, seg, data)
+
+	s = open(t, dir, Options{})
+	got := all(t, s)
+	want := []string{"value-000005", "value-000006", "value-000008", "value-000009"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("kept %v, want %v", got, want)
+	}
+	r := s.Recovery()
+	if len(r.Quarantined) != 2 || r.Recovered != 4 ||
+		r.Quarantined[0].Offset != int64(frames[1].Off) || !strings.Contains(r.Quarantined[0].Reason, "already replayed") ||
+		r.Quarantined[1].Offset != int64(frames[7].Off) || strings.Contains(r.Quarantined[1].Reason, "already replayed") {
+		t.Fatalf("report %+v", r)
+	}
+	if st := s.Stats(); st.Records != 4 || st.QuarantinedRanges != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -179,7 +179,7 @@ func (s *Spool) sendChunk(ctx context.Context, sg *segment, part, rest []drainFr
 		n := int64(len(rejected))
 		st.Rejected += n
 		s.mu.Lock()
-		s.aside.Rejected += n
+		s.rejected += n
 		s.mu.Unlock()
 	}
 	s.forget(sg, gone)

@@ -188,8 +188,8 @@ func (s *Spool) quarantine(segName string, data []byte, off int64, reason string
 	}
 	s.mu.Lock()
 	s.recovery.Quarantined = append(s.recovery.Quarantined, q)
-	s.aside.QuarantinedRanges++
-	s.aside.QuarantinedBytes += q.Bytes
+	s.quarantinedRanges++
+	s.quarantinedBytes += q.Bytes
 	s.mu.Unlock()
 	return nil
 }

@@ -145,12 +145,14 @@ type Spool struct {
 
 	drainMu sync.Mutex // one Drain or Purge at a time
 
-	mu       sync.Mutex // guards segs and their fields, recovery, aside
+	mu       sync.Mutex // guards segs and their fields, recovery and the set-aside counts
 	segs     []*segment // oldest first; the last is the active one
 	recovery RecoveryReport
-	aside    Stats // only the set-aside counts are used
-	records  atomic.Int64
-	bytes    atomic.Int64
+	// Set aside since Open, for Stats.
+	quarantinedRanges, quarantinedBytes, rejected int64
+
+	records atomic.Int64
+	bytes   atomic.Int64
 
 	// testCrash, set only by tests before use, is called at each step of
 	// a multi-step file update; an error stops the update there.
@@ -281,9 +283,9 @@ func (s *Spool) Stats() Stats {
 		Bytes:             s.bytes.Load(),
 		Segments:          len(s.segs),
 		PerTopic:          map[string]int64{},
-		QuarantinedRanges: s.aside.QuarantinedRanges,
-		QuarantinedBytes:  s.aside.QuarantinedBytes,
-		Rejected:          s.aside.Rejected,
+		QuarantinedRanges: s.quarantinedRanges,
+		QuarantinedBytes:  s.quarantinedBytes,
+		Rejected:          s.rejected,
 	}
 	for _, sg := range s.segs {
 		if sg.records > 0 && st.Oldest.IsZero() {
