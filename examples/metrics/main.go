@@ -1,15 +1,24 @@
-// Command metrics runs a producer under steady load for a few seconds
-// while serving its Prometheus metrics on /metrics and a readiness probe on
-// /healthz, scrapes both over HTTP as Prometheus would, and prints what it
-// saw.
+// Command metrics runs three producers on one Prometheus registry for a
+// few seconds: a plain producer under steady load (producer="example"), a
+// dead-letter producer (dlq.Producer, producer="dlq") and a transactional
+// producer (txn.Producer, producer="txn"), each with its own
+// metrics.Metrics as hook and observer. It serves the metrics on /metrics
+// and a readiness probe on /healthz, scrapes both over HTTP as Prometheus
+// would, and prints what it saw. Every panel of
+// docs/grafana-dashboard.json gets data from it.
 //
 //	go run ./examples/metrics                                  # embedded kfake, 5s
 //	go run ./examples/metrics --duration 30s --addr 127.0.0.1:9464
 //	go run ./examples/metrics --brokers host:9092 --topic events
 //
-// With no --brokers it starts a kfake cluster in-process and makes the
-// broker refuse writes to the "audit" topic (TOPIC_AUTHORIZATION_FAILED),
-// so failures by class show up too. Point Prometheus at --addr and import
+// Its topics (--topic, payloads, payloads.DLT, billing, ledger, and audit
+// on kfake) are created with topics.Ensure where missing, so a cluster
+// with no topics works. With no --brokers it starts a bare kfake cluster
+// in-process and injects faults: writes to "audit" are refused
+// (TOPIC_AUTHORIZATION_FAILED), so failures by class show up; "payloads"
+// refuses every record as too large, so the dlq producer dead-letters
+// them; "billing" is refused for the first half of the run, so those
+// records are spooled and replayed. Point Prometheus at --addr and import
 // docs/grafana-dashboard.json to watch it.
 package main
 
@@ -40,11 +49,12 @@ import (
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/kprod/kprod/metrics"
 	"github.com/kprod/kprod/presets"
+	"github.com/kprod/kprod/topics"
 )
 
 func main() {
 	brokers := flag.String("brokers", "", "comma-separated bootstrap brokers; empty starts an in-process kfake cluster")
-	topic := flag.String("topic", "events", "topic to load (must exist on a real cluster)")
+	topic := flag.String("topic", "events", "topic to load (created if missing, 3 partitions)")
 	duration := flag.Duration("duration", 5*time.Second, "how long to produce")
 	rate := flag.Int("rate", 20_000, "records per second to send")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address for /metrics and /healthz")
@@ -62,16 +72,28 @@ func run(brokers, topic, addr string, duration time.Duration, rate int, verbose 
 	}
 	addrs := strings.Split(brokers, ",")
 	auditTopic := ""
+	var billingFault *kfake.FaultHandle
 	if brokers == "" {
 		auditTopic = "audit"
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic, auditTopic))
+		c, err := kfake.NewCluster(kfake.NumBrokers(1)) // bare: the topics are ensured below
 		if err != nil {
 			return fmt.Errorf("start embedded kfake: %w", err)
 		}
 		defer c.Close()
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: auditTopic, Err: kerr.TopicAuthorizationFailed, Count: -1})
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: payloadsTopic, Err: kerr.MessageTooLarge, Count: -1})
+		billingFault = c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: billingTopic, Err: kerr.TopicAuthorizationFailed, Count: -1})
 		addrs = c.ListenAddrs()
-		fmt.Printf("embedded kfake at %s; writes to %q are refused (authorization)\n", strings.Join(addrs, ","), auditTopic)
+		fmt.Printf("embedded kfake at %s; writes to %q and, for half the run, %q are refused (authorization); %q refuses every record as too large\n",
+			strings.Join(addrs, ","), auditTopic, billingTopic, payloadsTopic)
+	}
+	want := []topics.Topic{{Name: topic, Partitions: 3}, {Name: payloadsTopic, Partitions: 3}, {Name: payloadsTopic + ".DLT", Partitions: 3},
+		{Name: billingTopic, Partitions: 3}, {Name: ledgerTopic, Partitions: 3}}
+	if auditTopic != "" {
+		want = append(want, topics.Topic{Name: auditTopic, Partitions: 3})
+	}
+	if err := ensureTopics(addrs, want); err != nil {
+		return err
 	}
 
 	log := zap.NewNop()
@@ -127,6 +149,14 @@ func run(brokers, topic, addr string, duration time.Duration, rate int, verbose 
 		_ = srv.Shutdown(ctx)
 		served.Wait()
 	}()
+	// The dead-letter and transactional producers, each with its own
+	// Metrics on the same registry, run beside the load.
+	side, err := startSide(reg, addrs, log)
+	if err != nil {
+		return err
+	}
+	defer side.close()
+
 	base := "http://" + ln.Addr().String()
 	fmt.Printf("serving %s/metrics and %s/healthz; producing %d records/s to %q for %v\n", base, base, rate, topic, duration)
 
@@ -146,6 +176,8 @@ func run(brokers, topic, addr string, duration time.Duration, rate int, verbose 
 	}
 	n := 0
 	start := time.Now()
+	var sideDone sync.WaitGroup
+	sideDone.Go(func() { side.run(ctx, billingFault, duration) })
 load:
 	for {
 		select {
@@ -182,15 +214,20 @@ load:
 	if err := p.Flush(fctx); err != nil {
 		return err
 	}
+	sideDone.Wait()
+	if err := side.finish(fctx); err != nil {
+		return err
+	}
 
 	health, err := get(base + "/healthz")
 	if err != nil {
 		return err
 	}
-	s, err := scrape(base + "/metrics")
+	all, err := scrape(base + "/metrics")
 	if err != nil {
 		return err
 	}
+	s := all.producer("example")
 	fmt.Printf("\nGET /healthz: %s", health)
 	fmt.Println("GET /metrics (selected lines):")
 	for _, prefix := range []string{
@@ -210,6 +247,21 @@ load:
 		fmtSec(s.quantile("kprod_send_latency_seconds", 0.5)), fmtSec(s.quantile("kprod_send_latency_seconds", 0.99)),
 		s.sum("kprod_batch_records_sum")/s.sum("kprod_batch_records_count"),
 		s.sum("kprod_batch_uncompressed_bytes_total")/s.sum("kprod_batch_compressed_bytes_total"))
+
+	fmt.Println("\nthe dead-letter and transactional producers (selected lines):")
+	for _, prefix := range []string{
+		"kprod_records_dead_lettered_total", "kprod_records_spooled_total", "kprod_records_replayed_total",
+		"kprod_records_ambiguous_total", "kprod_records_set_aside_total", "kprod_spool_records", "kprod_breaker_state",
+		"kprod_transactions_total", "kprod_transaction_retries_total", "kprod_transaction_end_duration_seconds_count",
+	} {
+		for _, l := range all.lines(prefix) {
+			fmt.Println("  " + l)
+		}
+	}
+	fmt.Printf("  dlq: %s\n  txn: %d committed, %d aborted by the function\n", side.dlqSummary(), side.committed.Load(), side.aborted.Load())
+	if got := all.producer("txn").sum("kprod_transactions_total"); got != float64(side.committed.Load()+side.aborted.Load()) {
+		return fmt.Errorf("kprod_transactions_total = %v, the txn producer ran %d", got, side.committed.Load()+side.aborted.Load())
+	}
 
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
@@ -239,6 +291,17 @@ func get(url string) (string, error) {
 
 // exposition is a scraped /metrics page in the text format.
 type exposition []string
+
+// producer keeps the lines of one producer (its producer const label).
+func (e exposition) producer(name string) exposition {
+	var out exposition
+	for _, l := range e {
+		if strings.Contains(l, `producer="`+name+`"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
 
 func scrape(url string) (exposition, error) {
 	page, err := get(url)
