@@ -61,7 +61,8 @@ type Producer struct {
 // goroutines (a router for failed records and a supervisor for pings,
 // breaker events and replay) that Close stops. Damage the spool's
 // recovery set aside while opening is counted in Stats.Quarantined and
-// reported to Observer.OnSetAside before New returns.
+// reported to Observer.OnSetAside before New returns; what earlier runs
+// set aside is in Spool().SetAside().
 func New(p *kafkaproducer.Producer, cfg Config) (*Producer, error) {
 	if p == nil {
 		return nil, &kafkaproducer.ConfigError{Field: "Producer", Reason: "nil producer"}
@@ -115,6 +116,11 @@ func New(p *kafkaproducer.Producer, cfg Config) (*Producer, error) {
 				d.setAside("", SetAsideQuarantined)
 			}
 		}
+		if a, err := sp.SetAside(); err == nil && !a.Empty() {
+			// Left by earlier runs: still waiting for an operator.
+			d.log.Warn("spool holds records set aside", zap.String("dir", cfg.SpoolDir),
+				zap.Int64("rejected_records", a.RejectedRecords), zap.Int("quarantine_files", a.QuarantineFiles))
+		}
 	}
 	if !cfg.Breaker.Disable {
 		d.cb = newBreaker(cfg.Breaker, func(to gobreaker.State) {
@@ -142,13 +148,8 @@ const (
 	SetAsideQuarantined = "quarantined"
 )
 
-// setAside counts a record the spool set aside and reports it.
+// setAside reports a record the spool set aside (the spool counts it).
 func (d *Producer) setAside(topic, reason string) {
-	if reason == SetAsideRejected {
-		d.rejected.Add(1)
-	} else {
-		d.quarantined.Add(1)
-	}
 	d.cfg.Observer.OnSetAside(topic, reason)
 }
 
@@ -181,13 +182,12 @@ func (d *Producer) Stats() Stats {
 		Replayed:     d.replayed.Load(),
 		Ambiguous:    d.ambiguous.Load(),
 		Pending:      d.pending.Load(),
-		Rejected:     d.rejected.Load(),
-		Quarantined:  d.quarantined.Load(),
 		Breaker:      d.BreakerState(),
 	}
 	if d.sp != nil {
 		s := d.sp.Stats()
 		st.SpoolRecords, st.SpoolBytes = s.Records, s.Bytes
+		st.Rejected, st.Quarantined = s.Rejected, s.QuarantinedRanges
 	}
 	return st
 }

@@ -121,12 +121,14 @@ type Stats struct {
 	Ambiguous int64
 	// Pending counts accepted records not yet reported.
 	Pending int64
-	// Rejected counts spooled records replay set aside for good (in the
-	// spool's rejected/ directory): neither their destination nor their
-	// dead-letter topic takes them. Quarantined counts damaged spool
-	// frames set aside by recovery (at New) or met during replay (in
-	// quarantine/). Each also reached Observer.OnSetAside; both need an
-	// operator.
+	// Rejected counts spooled records replay set aside for good (moved
+	// to the spool's rejected/ directory): neither their destination nor
+	// their dead-letter topic takes them. Quarantined counts the damaged
+	// ranges of the spool (each at least part of one record) recovery
+	// moved to quarantine/ at New or replay met later. Both are the
+	// spool's counts since New (spool.Stats); each record also reached
+	// Observer.OnSetAside, and both need an operator. What earlier runs
+	// set aside is in Spool().SetAside().
 	Rejected, Quarantined int64
 	// Breaker is the breaker's state (StateClosed when it is disabled).
 	Breaker gobreaker.State

@@ -165,6 +165,9 @@ type item struct {
 // Kafka's client had taken it, 0 if not.
 func newItem(res kafkaproducer.Result, id [16]byte, attempts uint32) *item {
 	partition := res.Partition
+	if se, ok := errors.AsType[*kafkaproducer.SendError](res.Err); ok {
+		partition = se.Partition // where it was headed; Result.Partition is where it was written
+	}
 	if attempts == 0 {
 		partition = -1
 		if res.Record.PartitionSet {
