@@ -153,7 +153,9 @@ const maxLeaderWait = 30 * time.Second
 //
 // cl may be any franz-go client, such as kafkaproducer.Producer.Client():
 // Ensure sends its own requests and does not change the client's
-// configuration. ctx bounds the whole call; a deadline is advised.
+// configuration. ctx bounds the whole call; a deadline is advised. A
+// create, partition increase or config change already sent when ctx ends
+// may still be applied: run Ensure again to see where things stand.
 func Ensure(ctx context.Context, cl *kgo.Client, want []Topic, opts ...Option) (Report, error) {
 	var o options
 	for _, opt := range opts {
