@@ -22,13 +22,13 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 # black-box suite); they hold testcontainers so the core module never does.
 NESTED    := kafkatest integration_test
 
-.PHONY: all test unit examples integration bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next
+.PHONY: all test unit examples integration release-check bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next
 
 all: lint test
 
 ## test: every unit test (race detector and goleak on), every example, and
 ## the integration suite (kfake in a container and in-process; kcat interop).
-test: unit examples integration
+test: unit examples integration release-check
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(PKGS)
@@ -40,6 +40,12 @@ examples:
 ## integration: kafkatest and integration_test on every backend available (~1 min).
 integration:
 	bash scripts/integration.sh
+
+## release-check: a module outside the repo `go get`s kprod and kafkatest at
+## the versions the nested go.mod files require, from a file GOPROXY built
+## from the tree (no replace), and runs its kafkatest tests on each backend.
+release-check:
+	bash scripts/release-check.sh
 
 ## lint: go vet, staticcheck (installed into ./bin from the Go module proxy),
 ## gofmt, go mod tidy, a check that the core never reaches container code,

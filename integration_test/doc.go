@@ -2,7 +2,7 @@
 // the public API (presets, typed sends, transactions, the dead-letter and
 // spool path, Close during an outage) and interop with kcat (librdkafka),
 // run on every kafkatest backend this machine has: an external cluster
-// (KAFKA_BOOTSTRAP_SERVERS), a real Kafka image (KAFKATEST_IMAGE), the
+// (KAFKATEST_BOOTSTRAP_SERVERS), a real Kafka image (KAFKATEST_IMAGE), the
 // kfake-broker container, and kfake in-process. Each test logs which
 // backend ran it; an unavailable backend is a skip that says why.
 //

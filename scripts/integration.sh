@@ -4,7 +4,7 @@
 # sends, transactions, dead-letter/spool and Close through outages, kcat
 # interop), each on every kafkatest backend this machine has.
 #
-# Environment: KAFKA_BOOTSTRAP_SERVERS adds an external cluster,
+# Environment: KAFKATEST_BOOTSTRAP_SERVERS adds an external cluster,
 # KAFKATEST_IMAGE a real broker image; CI=true makes a missing Docker
 # engine or kcat a failure instead of a skip.
 set -euo pipefail
