@@ -107,8 +107,8 @@ type SASL struct {
 	// Mechanism is kafkaproducer.SASLPlain, SASLScramSHA256 or
 	// SASLScramSHA512.
 	Mechanism kafkaproducer.SASLMechanism
-	Username  string
-	Password  string
+	Username  string // the superuser the cluster creates; empty means "kafkatest"
+	Password  string // its password; empty means a random one
 }
 
 // WithSASL makes the cluster require SASL authentication with the given

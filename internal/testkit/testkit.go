@@ -160,8 +160,8 @@ func CloseAtEnd(t testing.TB, close func(context.Context) error) {
 // Encoding is one sub-benchmark of BenchEncodings: a name and a call that
 // encodes one value.
 type Encoding struct {
-	Name string
-	Fn   func() ([]byte, error)
+	Name string                 // the sub-benchmark's name
+	Fn   func() ([]byte, error) // encodes the value once
 }
 
 // BenchEncodings runs each encoding as a sub-benchmark of b, reporting

@@ -48,8 +48,13 @@ type Dependency struct {
 	// protobuf file, the full name of an Avro type).
 	Name string
 	// Subject is where the dependency is registered; empty means Name.
-	Subject      string
-	Schema       franzsr.Schema
+	Subject string
+	// Schema is the dependency's own schema, registered under Subject
+	// (only looked up, with WithAutoRegister(false)) before the schema
+	// that references it; references to Dependencies are added to it.
+	Schema franzsr.Schema
+	// Dependencies are the schemas this one references in turn,
+	// registered first, at most 32 levels deep.
 	Dependencies []Dependency
 }
 
