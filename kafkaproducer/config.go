@@ -273,19 +273,9 @@ func (c Config) Validate() error {
 		return cfgErr("DeliveryTimeout", "%v is below franz-go's 1s minimum (0 means no bound)", c.DeliveryTimeout)
 	}
 	if c.DeliveryTimeout > 0 {
-		linger := c.Linger
-		switch linger {
-		case 0:
-			linger = 10 * time.Millisecond
-		case NoLinger:
-			linger = 0
-		}
-		req := c.RequestTimeout
-		if req == 0 {
-			req = 10 * time.Second
-		}
-		if c.DeliveryTimeout < linger+req {
-			return cfgErr("DeliveryTimeout/RequestTimeout", "DeliveryTimeout %v is shorter than Linger + RequestTimeout (%v): a record could time out before its first request is answered; raise DeliveryTimeout or lower RequestTimeout", c.DeliveryTimeout, linger+req)
+		need := c.lingerOrDefault() + c.requestTimeoutOrDefault()
+		if c.DeliveryTimeout < need {
+			return cfgErr("DeliveryTimeout/RequestTimeout", "DeliveryTimeout %v is shorter than Linger + RequestTimeout (%v): a record could time out before its first request is answered; raise DeliveryTimeout or lower RequestTimeout", c.DeliveryTimeout, need)
 		}
 	}
 	if c.BatchMaxBytes != 0 && (c.BatchMaxBytes < minBatchBytes || c.BatchMaxBytes > maxBatchBytes) {
@@ -396,7 +386,7 @@ func (c Config) ClientOpts() ([]kgo.Opt, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return c.kgoOpts(log.Named("kprod.kgo")), nil
+	return append(c.kgoOpts(log.Named("kprod.kgo")), c.Opts...), nil
 }
 
 // kgoOpts translates a validated config into franz-go options.
@@ -468,8 +458,52 @@ func (c Config) kgoOpts(log *zap.Logger) []kgo.Opt {
 			opts = append(opts, kgo.TransactionTimeout(c.TransactionTimeout))
 		}
 	}
-	opts = append(opts, c.securityOpts()...)
-	return append(opts, c.Opts...)
+	if o := c.requestTimeoutOverhead(); o > 0 {
+		opts = append(opts, kgo.RequestTimeoutOverhead(o))
+	}
+	return append(opts, c.securityOpts()...)
+}
+
+// requestTimeoutOverhead is the time franz-go gives a produce request
+// beyond RequestTimeout before it calls the connection hung (its default
+// is 10s). A record in a request on a hung connection cannot fail before
+// that, so with DeliveryTimeout set kprod keeps Linger + RequestTimeout +
+// overhead within it: every record then ends within DeliveryTimeout even
+// when a broker stops answering without closing the connection (within
+// Linger + RequestTimeout + 1s when that is longer: the overhead is at
+// least 1s). Zero means franz-go's default.
+func (c Config) requestTimeoutOverhead() time.Duration {
+	if c.DeliveryTimeout <= 0 {
+		return 0
+	}
+	o := c.DeliveryTimeout - c.lingerOrDefault() - c.requestTimeoutOrDefault()
+	return min(max(o, minRequestTimeoutOverhead), defaultRequestTimeoutOverhead)
+}
+
+const (
+	defaultRequestTimeoutOverhead = 10 * time.Second
+	// minRequestTimeoutOverhead leaves a broker time to answer
+	// requests that have no timeout of their own (metadata).
+	minRequestTimeoutOverhead = time.Second
+)
+
+// lingerOrDefault and requestTimeoutOrDefault are the values franz-go
+// uses for Linger and RequestTimeout.
+func (c Config) lingerOrDefault() time.Duration {
+	switch c.Linger {
+	case 0:
+		return 10 * time.Millisecond
+	case NoLinger:
+		return 0
+	}
+	return c.Linger
+}
+
+func (c Config) requestTimeoutOrDefault() time.Duration {
+	if c.RequestTimeout == 0 {
+		return 10 * time.Second
+	}
+	return c.RequestTimeout
 }
 
 // fn returns the backoff as a franz-go retry function of the try number

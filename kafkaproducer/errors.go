@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -106,6 +107,13 @@ var (
 	// ErrFenced reports that a newer producer with the same
 	// transactional ID took over; this producer must be closed.
 	ErrFenced = errors.New("kprod: producer fenced")
+	// ErrOutcomeUnknown is returned by Send and SendBatch when the
+	// caller's context ended while the record was already buffered or in
+	// flight: the caller stopped waiting, the record did not. Its real
+	// outcome still reaches the hooks (metrics) and Close's accounting;
+	// it may yet be written. The error also wraps the context's error,
+	// so it classifies as ClassCanceled or ClassTimeout.
+	ErrOutcomeUnknown = errors.New("kprod: caller stopped waiting; the record's outcome is not known yet")
 )
 
 // SendError is the error of one record: where it was going and why it
@@ -311,4 +319,30 @@ func isTLSError(err error) bool {
 	// or demanding one) arrives as a "remote error".
 	oe, ok := errors.AsType[*net.OpError](err)
 	return ok && oe.Op == "remote error"
+}
+
+// defaultBatchMaxBytes is franz-go's BatchMaxBytes when it is zero.
+const defaultBatchMaxBytes = 1_000_012
+
+// explain names the limit behind a MESSAGE_TOO_LARGE: franz-go refuses a
+// record that cannot fit in one batch of BatchMaxBytes before sending it,
+// with the same error a broker gives for a batch over the topic's
+// max.message.bytes. franz-go's own refusal reports only the uncompressed
+// size; a broker's also reports the compressed one.
+func (c *Config) explain(r *kgo.Record, err error) error {
+	if !errors.Is(err, kerr.MessageTooLarge) {
+		return err
+	}
+	size := int64(len(r.Key) + len(r.Value))
+	for _, h := range r.Headers {
+		size += int64(len(h.Key) + len(h.Value))
+	}
+	if strings.Contains(err.Error(), ", compressed_bytes=") {
+		return fmt.Errorf("the broker refused the batch holding this record (%d bytes of key, value and headers) as larger than the topic's max.message.bytes: raise the topic's max.message.bytes or send smaller records: %w", size, err)
+	}
+	limit := c.BatchMaxBytes
+	if limit == 0 {
+		limit = defaultBatchMaxBytes
+	}
+	return fmt.Errorf("the record (%d bytes of key, value and headers) does not fit in one batch of BatchMaxBytes (%d), the producer's own limit; raise Config.BatchMaxBytes (and the topic's max.message.bytes, which the broker enforces) or send a smaller record: %w", size, limit, err)
 }

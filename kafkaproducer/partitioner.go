@@ -25,11 +25,11 @@ func (p Partitioner) build() (kgo.Partitioner, error) {
 	var inner kgo.Partitioner
 	switch p {
 	case "", PartitionerJava:
-		inner = kgo.UniformBytesPartitioner(uniformStickyBytes, true, true, kgo.KafkaHasher(Murmur2))
+		inner = kgo.UniformBytesPartitioner(uniformStickyBytes, true, true, kgo.KafkaHasher(murmur2))
 	case PartitionerLibrdkafka:
 		inner = emptyKeySpread{kgo.StickyKeyPartitioner(unsignedHasher(crc32.ChecksumIEEE))}
 	case PartitionerSarama:
-		inner = kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(FNV1a))
+		inner = kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv1a))
 	case PartitionerSaramaCRC:
 		inner = kgo.StickyKeyPartitioner(unsignedHasher(crc32.ChecksumIEEE))
 	case PartitionerRoundRobin:
@@ -46,10 +46,10 @@ func (p Partitioner) build() (kgo.Partitioner, error) {
 	return explicit{inner}, nil
 }
 
-// Murmur2 is Kafka's murmur2 hash (Utils.murmur2 in the Java client, seed
+// murmur2 is Kafka's murmur2 hash (Utils.murmur2 in the Java client, seed
 // 0x9747b28c), as an unsigned 32-bit value. The Java client places a keyed
-// record at (Murmur2(key) & 0x7fffffff) % partitions.
-func Murmur2(b []byte) uint32 {
+// record at (murmur2(key) & 0x7fffffff) % partitions.
+func murmur2(b []byte) uint32 {
 	const (
 		seed uint32 = 0x9747b28c
 		m    uint32 = 0x5bd1e995
@@ -89,8 +89,8 @@ func unsignedHasher(hash func([]byte) uint32) kgo.PartitionerHasher {
 	return func(key []byte, n int) int { return int(hash(key) % uint32(n)) }
 }
 
-// FNV1a is the 32-bit FNV-1a hash, sarama's default key hash.
-func FNV1a(b []byte) uint32 {
+// fnv1a is the 32-bit FNV-1a hash, sarama's default key hash.
+func fnv1a(b []byte) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write(b)
 	return h.Sum32()
@@ -158,8 +158,8 @@ func isExplicit(r *kgo.Record) bool {
 	if r.Partition < 0 {
 		return false // kprod's records without one say -1
 	}
-	px := pendingOf(r)
-	return px != nil && px.explicit
+	pd := pendingOf(r)
+	return pd != nil && pd.explicit
 }
 
 func (e explicitTopic) RequiresConsistency(r *kgo.Record) bool {
@@ -178,8 +178,8 @@ func (e explicitTopic) Partition(r *kgo.Record, n int) int {
 // record, and deliver reports ErrBadPartition).
 func checkExplicit(r *kgo.Record, n int) int {
 	if int(r.Partition) >= n {
-		if px := pendingOf(r); px != nil {
-			px.partitions = int32(n)
+		if pd := pendingOf(r); pd != nil {
+			pd.partitions = int32(n)
 		}
 	}
 	return int(r.Partition)

@@ -94,17 +94,17 @@ func (it *iter) Rem() int           { return it.n - it.i }
 func TestMurmur2Vectors(t *testing.T) {
 	v := loadVectors(t)
 	for _, tt := range v.JavaMurmur2 {
-		if got := int32(Murmur2([]byte(tt.Key))); got != tt.Hash {
+		if got := int32(murmur2([]byte(tt.Key))); got != tt.Hash {
 			t.Errorf("java murmur2(%q) = %d, want %d", tt.Key, got, tt.Hash)
 		}
 	}
 	for _, tt := range v.RdMurmur2 {
-		if got := Murmur2([]byte(tt.Key)); got != hex32(t, tt.Hash) {
+		if got := murmur2([]byte(tt.Key)); got != hex32(t, tt.Hash) {
 			t.Errorf("librdkafka murmur2(%q) = %#x, want %s", tt.Key, got, tt.Hash)
 		}
 	}
 	for _, tt := range v.SaramaMurmur2 {
-		if got := Murmur2([]byte(tt.Key)); got != tt.Hash {
+		if got := murmur2([]byte(tt.Key)); got != tt.Hash {
 			t.Errorf("sarama murmur2(%q) = %d, want %d", tt.Key, got, tt.Hash)
 		}
 		if tt.Partition != nil {
@@ -177,7 +177,7 @@ func TestExplicitPartitionWins(t *testing.T) {
 	for _, name := range Partitioners() {
 		p, _ := name.build()
 		tp := p.ForTopic("t")
-		px := &pendingExt{explicit: true, Context: context.Background()}
+		px := &pending{explicit: true, parent: context.Background()}
 		px.kr = kgo.Record{Key: []byte("k"), Partition: 5, Context: px}
 		if got := part(tp, &px.kr); got != 5 || !tp.RequiresConsistency(&px.kr) {
 			t.Errorf("%s: explicit partition 5 went to %d", name, got)

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // The sides of a record a serializer can fail on, as BadInputError.Side.
@@ -96,8 +95,6 @@ type Typed[K, V any] struct {
 	vs     Serializer[V]
 	keyNil func(K) bool
 	valNil func(V) bool
-	// deliver is deliverTyped[K, V], made once.
-	deliver func(*typedHead, Result)
 }
 
 // NewTyped returns a typed producer over s (usually a *Producer). It
@@ -111,7 +108,7 @@ func NewTyped[K, V any](s RecordSender, keys Serializer[K], values Serializer[V]
 	case isNilAny(values):
 		return nil, &ConfigError{Field: "NewTyped value serializer", Reason: "nil; use BytesSerializer{} for []byte values"}
 	}
-	return &Typed[K, V]{s: s, ks: keys, vs: values, keyNil: nilCheck[K](), valNil: nilCheck[V](), deliver: deliverTyped[K, V]}, nil
+	return &Typed[K, V]{s: s, ks: keys, vs: values, keyNil: nilCheck[K](), valNil: nilCheck[V]()}, nil
 }
 
 // Sender returns the sender t sends through.
@@ -160,19 +157,13 @@ func serializeError(topic, side string, key []byte, err error) error {
 	}
 }
 
-// refuser is what a sender that reports refusals to its hooks has
-// (*Producer does).
-type refuser interface {
-	Refuse(rec Record, err error) Result
-}
-
-// refuse reports a record that failed to serialize: through the sender's
-// hooks when it has them, so metrics count it as bad input.
+// refuse reports a record that failed to serialize: through a Producer's
+// hooks, so metrics count it as bad input.
 func (t *Typed[K, V]) refuse(rec Record, err error) Result {
-	if r, ok := t.s.(refuser); ok {
-		return r.Refuse(rec, err)
+	if p, ok := t.s.(*Producer); ok {
+		return p.refuse(rec, err)
 	}
-	return FailedResult(rec, err)
+	return failedResult(rec, err)
 }
 
 // Send serializes rec and sends it as the sender's Send does, waiting for
@@ -199,7 +190,7 @@ func (t *Typed[K, V]) SendAsync(ctx context.Context, rec TypedRecord[K, V], cb f
 		return t.refuse(r, err).Err
 	}
 	if p, ok := t.s.(*Producer); ok && cb != nil {
-		return p.sendAsyncTyped(ctx, &r, t.newPending(rec, cb), true)
+		return p.sendAsync(ctx, newTypedPending(rec, cb), &r, true)
 	}
 	return t.s.SendAsync(ctx, r, wrapCallback(rec, cb))
 }
@@ -217,10 +208,7 @@ func (t *Typed[K, V]) TrySend(ctx context.Context, rec TypedRecord[K, V], cb fun
 		return t.refuse(r, err).Err
 	}
 	if p, ok := t.s.(*Producer); ok && cb != nil {
-		if p.bufferFull(&r) {
-			return p.refuse(r, ErrBufferFull).Err
-		}
-		return p.sendAsyncTyped(ctx, &r, t.newPending(rec, cb), false)
+		return p.sendAsync(ctx, newTypedPending(rec, cb), &r, false)
 	}
 	return ts.TrySend(ctx, r, wrapCallback(rec, cb))
 }
@@ -229,22 +217,18 @@ func (t *Typed[K, V]) TrySend(ctx context.Context, rec TypedRecord[K, V], cb fun
 // pending record with the typed record and callback, in one allocation,
 // where a callback adapter would need a closure per record.
 type typedPending[K, V any] struct {
-	typedHead
+	pending
 	rec TypedRecord[K, V]
 	cb  func(TypedResult[K, V])
 }
 
-func (t *Typed[K, V]) newPending(rec TypedRecord[K, V], cb func(TypedResult[K, V])) *typedHead {
+func newTypedPending[K, V any](rec TypedRecord[K, V], cb func(TypedResult[K, V])) *pending {
 	tp := &typedPending[K, V]{rec: rec, cb: cb}
-	tp.deliver = t.deliver
-	return &tp.typedHead
+	tp.typed = tp
+	return &tp.pending
 }
 
-// deliverTyped hands a typed send's Result to its callback. Typed keeps
-// it as a func value made once: an instantiated generic function carries
-// its type dictionary, so taking it per record would allocate.
-func deliverTyped[K, V any](h *typedHead, res Result) {
-	tp := (*typedPending[K, V])(unsafe.Pointer(h)) // typedHead is typedPending's first field
+func (tp *typedPending[K, V]) receive(res Result) {
 	tp.cb(TypedResult[K, V]{Result: res, Typed: tp.rec})
 }
 
@@ -321,13 +305,10 @@ func sendEachAsync(ctx context.Context, s RecordSender, recs []Record) Results {
 // can never be nil (so the hot path pays nothing for value types).
 func nilCheck[T any]() func(T) bool {
 	switch reflect.TypeFor[T]().Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.UnsafePointer:
-		// One pointer word (the slice's data pointer for a slice) that
-		// is nil exactly when the value is: read it in place, without
-		// boxing v, which would allocate on every record.
-		return func(v T) bool { return *(*unsafe.Pointer)(unsafe.Pointer(&v)) == nil }
-	case reflect.Interface:
-		return func(v T) bool { return isNilAny(v) } // already boxed
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.UnsafePointer, reflect.Interface:
+		// v does not escape (reflect.ValueOf keeps it on the stack),
+		// so boxing it allocates nothing.
+		return func(v T) bool { return isNilAny(v) }
 	}
 	return nil
 }
