@@ -193,6 +193,12 @@ type Config struct {
 	// option that contradicts a field above makes the field's
 	// documentation wrong, and New does not check it.
 	Opts []kgo.Opt `kprod:"-"`
+	// NewClient, when set, builds the franz-go client from kprod's
+	// options (Opts last) instead of kgo.NewClient: for a client that
+	// must come from elsewhere, such as a kgo.GroupTransactSession's
+	// (txn.Pipeline does this). The Producer owns what it returns and
+	// closes it on Close.
+	NewClient func(opts ...kgo.Opt) (*kgo.Client, error) `kprod:"-"`
 }
 
 // NoLinger is the Linger value for sending batches immediately.

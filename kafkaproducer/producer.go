@@ -77,7 +77,11 @@ func New(cfg Config) (*Producer, error) {
 	// never what a send waits on.
 	opts = append(opts, kgo.WithHooks(&p.watch), kgo.MaxBufferedRecords(int(maxRecords)+1), kgo.MaxBufferedBytes(0))
 	opts = append(opts, cfg.Opts...)
-	cl, err := kgo.NewClient(opts...)
+	newClient := kgo.NewClient
+	if cfg.NewClient != nil {
+		newClient = cfg.NewClient
+	}
+	cl, err := newClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kprod: build client: %w", err)
 	}

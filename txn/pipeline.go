@@ -55,12 +55,12 @@ type PipelineConfig struct {
 //
 // Run it on one goroutine; Close from any.
 type Pipeline struct {
-	s   *kgo.GroupTransactSession
-	pc  PipelineConfig
-	fn  Transform
-	o   Config // pc.Config with defaults filled in
-	log *zap.Logger
-	cfg kafkaproducer.Config
+	s    *kgo.GroupTransactSession
+	prod *kafkaproducer.Producer // on the session's client
+	pc   PipelineConfig
+	fn   Transform
+	o    Config // pc.Config with defaults filled in
+	log  *zap.Logger
 
 	running   chan struct{} // holds a token while Run runs
 	stop      chan struct{} // closed when Close starts
@@ -95,19 +95,25 @@ func NewPipeline(cfg kafkaproducer.Config, pc PipelineConfig, fn Transform) (*Pi
 	}
 	pc.Config = o
 	cfg.TransactionalID = o.ID
-	kopts, err := cfg.ClientOpts()
+	// The records go out through a Producer, so they are checked,
+	// placed and reported as any other kprod record; its client is
+	// the session's.
+	var s *kgo.GroupTransactSession
+	cfg.NewClient = func(opts ...kgo.Opt) (*kgo.Client, error) {
+		opts = append(opts,
+			kgo.ConsumerGroup(pc.Group),
+			kgo.ConsumeTopics(pc.Topics...),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		)
+		var err error
+		if s, err = kgo.NewGroupTransactSession(append(opts, pc.ConsumerOpts...)...); err != nil {
+			return nil, fmt.Errorf("kprod: build transact session: %w", err)
+		}
+		return s.Client(), nil
+	}
+	prod, err := kafkaproducer.New(cfg)
 	if err != nil {
 		return nil, err
-	}
-	kopts = append(kopts,
-		kgo.ConsumerGroup(pc.Group),
-		kgo.ConsumeTopics(pc.Topics...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)
-	kopts = append(kopts, pc.ConsumerOpts...)
-	s, err := kgo.NewGroupTransactSession(kopts...)
-	if err != nil {
-		return nil, fmt.Errorf("kprod: build transact session: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -115,18 +121,18 @@ func NewPipeline(cfg kafkaproducer.Config, pc PipelineConfig, fn Transform) (*Pi
 	}
 	p := &Pipeline{
 		s:       s,
+		prod:    prod,
 		pc:      pc,
 		fn:      fn,
 		o:       o,
 		log:     log.Named("kprod.txn.pipeline").With(zap.String("transactional_id", o.ID), zap.String("group", pc.Group)),
-		cfg:     cfg,
 		running: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.InitTimeout)
 	defer cancel()
 	if _, _, err := s.Client().ProducerID(ctx); err != nil {
-		s.Close()
+		_ = prod.Close(ctx)
 		if isFenced(err) {
 			return nil, fmt.Errorf("kprod: init transactional id %q: %w", o.ID, fencedErr(err))
 		}
@@ -292,7 +298,7 @@ func (p *Pipeline) transact(ctx context.Context, recs []*kgo.Record, attempt int
 	}
 	var me pid
 	me.id, me.epoch, _ = p.s.Client().ProducerID(ctx)
-	tx := newTx(p.o.ID, p.send, nil)
+	tx := newTx(p.o.ID, p.prod.SendAsync, nil)
 	var cause error
 	var panicked bool
 	var pv any
@@ -375,31 +381,6 @@ func (p *Pipeline) transact(ctx context.Context, recs []*kgo.Record, attempt int
 	return committed, err
 }
 
-// send produces one record through the session's client, reporting it
-// as a kafkaproducer.Producer does: the same refusals, a *SendError with
-// kprod's sentinels on failure (Config.ResultFor), explicit partitions
-// pinned (NewKgoRecord), hooks called.
-func (p *Pipeline) send(ctx context.Context, rec kafkaproducer.Record, cb func(kafkaproducer.Result)) error {
-	start := p.o.now()
-	if err := p.cfg.CheckRecord(&rec, start); err != nil {
-		res := kafkaproducer.FailedResult(rec, err)
-		p.hooks(res)
-		return res.Err
-	}
-	p.s.Produce(ctx, kafkaproducer.NewKgoRecord(ctx, rec), func(r *kgo.Record, err error) {
-		res := p.cfg.ResultFor(r, err, p.o.now().Sub(start))
-		p.hooks(res)
-		cb(res)
-	})
-	return nil
-}
-
-func (p *Pipeline) hooks(res kafkaproducer.Result) {
-	for _, h := range p.cfg.Hooks {
-		h.OnRecordDone(res)
-	}
-}
-
 // Close stops Run (an open transaction aborts), waits for it to return
 // while ctx allows, and leaves the group. Later Runs fail with an error
 // matching kafkaproducer.ErrClosed. Close is idempotent: later calls
@@ -421,7 +402,11 @@ func (p *Pipeline) Close(ctx context.Context) error {
 			p.log.Warn("close: Run still running; closing the session under it")
 			p.closeErr = fmt.Errorf("kprod: close pipeline %q: Run still running; its transaction stays open until the broker aborts it: %w", p.o.ID, ctx.Err())
 		}
-		p.s.Close()
+		// Closing the producer closes the session's client, which
+		// leaves the group; there is nothing left to flush.
+		if err := p.prod.Close(ctx); err != nil && p.closeErr == nil {
+			p.closeErr = fmt.Errorf("kprod: close pipeline %q: %w", p.o.ID, err)
+		}
 	})
 	return p.closeErr
 }

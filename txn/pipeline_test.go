@@ -312,39 +312,6 @@ func runPipelineUntil(t *testing.T, cfg kafkaproducer.Config, fn txn.Transform, 
 	return err
 }
 
-// TestPipelineLatencyUsesClock: a pipeline measures each output's
-// latency with the clock given by WithClock (never mixing it with the
-// real one), so with a fake clock every latency is a whole number of its
-// hours.
-func TestPipelineLatencyUsesClock(t *testing.T) {
-	c := testkit.Cluster(t, []string{"in", "out"})
-	produceInput(t, c, "in", 20)
-	results := make(chan kafkaproducer.Result, 100)
-	cfg := pipelineCfg(c, nil, results)
-	var outputs atomic.Int64
-	err := runPipelineUntil(t, cfg, func(ctx context.Context, r *kgo.Record, tx *txn.Tx) error {
-		outputs.Add(1)
-		return tx.SendAsync(ctx, kafkaproducer.Record{Topic: "out", Key: r.Key, Value: r.Value}, nil)
-	}, func(a attempt) bool { return a.Outcome == txn.OutcomeCommitted && len(results) >= 20 }, txn.Config{Clock: fakeClock()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	close(results)
-	var n int
-	for r := range results {
-		n++
-		if r.Err != nil {
-			t.Fatalf("output failed: %v", r.Err)
-		}
-		if r.Latency <= 0 || r.Latency%time.Hour != 0 || r.Latency > 10_000*time.Hour {
-			t.Fatalf("latency %v: not measured with the injected clock", r.Latency)
-		}
-	}
-	if n < 20 {
-		t.Fatalf("hooks saw %d outputs, want 20", n)
-	}
-}
-
 // TestPipelineSendsLikeProducer: records a pipeline's transform sends are
 // refused and reported as kafkaproducer.Producer reports them: the same
 // checks (manual partitioner, stale timestamp, no topic), the same
