@@ -53,7 +53,6 @@ type Producer struct {
 	closeErr  error
 
 	delivered, deadLettered, spooled, failed, replayed, ambiguous, pending atomic.Int64
-	rejected, quarantined                                                  atomic.Int64
 }
 
 // New wraps p. It takes ownership of p (and of Config.DeadLetterProducer):
