@@ -1,6 +1,7 @@
 package kafkaproducer
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -169,6 +170,14 @@ type Config struct {
 	// MetadataMinAge is the shortest gap between refreshes, which bounds
 	// how fast a leader change is noticed. Zero means 5s.
 	MetadataMinAge time.Duration
+	// AutoCreateTopics asks the brokers to create a topic that does not
+	// exist when a record is sent to it (Java's allow.auto.create.topics),
+	// which they do only where auto.create.topics.enable is on, with the
+	// broker's default partitions, replication and configs. Off in every
+	// preset: provision topics with package topics instead. Off, a record
+	// for a missing topic fails in about a second with an error naming
+	// the topic and both fixes.
+	AutoCreateTopics bool
 
 	// TransactionalID makes the client transactional; use the txn
 	// package rather than setting it here by hand. Requires idempotence.
@@ -219,109 +228,111 @@ func cfgErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Validate checks the config without building a client. It returns the
-// first problem as a *ConfigError.
+// Validate checks the config without building a client. It reports every
+// problem it finds, each a *ConfigError naming the setting and the fix,
+// joined (errors.As finds the first; errors.Join's Unwrap lists them all).
 func (c Config) Validate() error {
+	var errs []error
 	if len(c.Brokers) == 0 {
-		return cfgErr("Brokers", "no bootstrap brokers: set at least one host:port")
+		errs = append(errs, cfgErr("Brokers", "no bootstrap brokers: set at least one host:port"))
 	}
 	for _, b := range c.Brokers {
 		if strings.TrimSpace(b) == "" || strings.ContainsAny(b, " \t,") {
-			return cfgErr("Brokers", "%q is not a host:port (give one broker per element)", b)
+			errs = append(errs, cfgErr("Brokers", "%q is not a host:port (give one broker per element)", b))
 		}
 	}
 	switch c.Acks {
 	case "", AcksAll, AcksLeader, AcksNone:
 	default:
-		return cfgErr("Acks", "unknown acks %q: use %q, %q or %q", c.Acks, AcksAll, AcksLeader, AcksNone)
+		errs = append(errs, cfgErr("Acks", "unknown acks %q: use %q, %q or %q", c.Acks, AcksAll, AcksLeader, AcksNone))
 	}
 	idem := !c.DisableIdempotence
 	if idem && c.Acks != "" && c.Acks != AcksAll {
-		return cfgErr("Acks/DisableIdempotence", "idempotence requires acks %q but Acks is %q: set Acks to %q or DisableIdempotence to true", AcksAll, c.Acks, AcksAll)
+		errs = append(errs, cfgErr("Acks/DisableIdempotence", "idempotence requires acks %q but Acks is %q: set Acks to %q or DisableIdempotence to true", AcksAll, c.Acks, AcksAll))
 	}
 	if _, err := c.codec(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if _, err := c.Partitioner.build(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("Linger", c.Linger, maxLinger, c.Linger == NoLinger); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("DeliveryTimeout", c.DeliveryTimeout, maxDeliveryTimeout, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("RequestTimeout", c.RequestTimeout, maxRequestTimeout, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("MetadataMaxAge", c.MetadataMaxAge, maxMetadataAge, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("MetadataMinAge", c.MetadataMinAge, maxMetadataAge, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("RetryBackoff.Initial", c.RetryBackoff.Initial, maxBackoff, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("RetryBackoff.Max", c.RetryBackoff.Max, maxBackoff, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := checkDur("TransactionTimeout", c.TransactionTimeout, 15*time.Minute, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if c.RetryBackoff.Max != 0 && c.RetryBackoff.Initial > c.RetryBackoff.Max {
-		return cfgErr("RetryBackoff.Initial/RetryBackoff.Max", "Initial %v exceeds Max %v: raise Max or lower Initial", c.RetryBackoff.Initial, c.RetryBackoff.Max)
+		errs = append(errs, cfgErr("RetryBackoff.Initial/RetryBackoff.Max", "Initial %v exceeds Max %v: raise Max or lower Initial", c.RetryBackoff.Initial, c.RetryBackoff.Max))
 	}
 	if c.MetadataMaxAge != 0 && c.MetadataMinAge > c.MetadataMaxAge {
-		return cfgErr("MetadataMinAge/MetadataMaxAge", "MetadataMinAge %v exceeds MetadataMaxAge %v: lower MetadataMinAge", c.MetadataMinAge, c.MetadataMaxAge)
+		errs = append(errs, cfgErr("MetadataMinAge/MetadataMaxAge", "MetadataMinAge %v exceeds MetadataMaxAge %v: lower MetadataMinAge", c.MetadataMinAge, c.MetadataMaxAge))
 	}
 	if c.DeliveryTimeout > 0 && c.DeliveryTimeout < time.Second {
-		return cfgErr("DeliveryTimeout", "%v is below franz-go's 1s minimum (0 means no bound)", c.DeliveryTimeout)
+		errs = append(errs, cfgErr("DeliveryTimeout", "%v is below franz-go's 1s minimum (0 means no bound)", c.DeliveryTimeout))
 	}
 	if c.DeliveryTimeout > 0 {
 		need := c.lingerOrDefault() + c.requestTimeoutOrDefault()
 		if c.DeliveryTimeout < need {
-			return cfgErr("DeliveryTimeout/RequestTimeout", "DeliveryTimeout %v is shorter than Linger + RequestTimeout (%v): a record could time out before its first request is answered; raise DeliveryTimeout or lower RequestTimeout", c.DeliveryTimeout, need)
+			errs = append(errs, cfgErr("DeliveryTimeout/RequestTimeout", "DeliveryTimeout %v is shorter than Linger + RequestTimeout (%v): a record could time out before its first request is answered; raise DeliveryTimeout or lower RequestTimeout", c.DeliveryTimeout, need))
 		}
 	}
 	if c.BatchMaxBytes != 0 && (c.BatchMaxBytes < minBatchBytes || c.BatchMaxBytes > maxBatchBytes) {
-		return cfgErr("BatchMaxBytes", "%d is outside %d..%d bytes", c.BatchMaxBytes, minBatchBytes, maxBatchBytes)
+		errs = append(errs, cfgErr("BatchMaxBytes", "%d is outside %d..%d bytes", c.BatchMaxBytes, minBatchBytes, maxBatchBytes))
 	}
 	if c.MaxBufferedRecords < 0 || c.MaxBufferedRecords > maxBufferedRecords {
-		return cfgErr("MaxBufferedRecords", "%d is outside 0..%d (0 means the default 50,000)", c.MaxBufferedRecords, maxBufferedRecords)
+		errs = append(errs, cfgErr("MaxBufferedRecords", "%d is outside 0..%d (0 means the default 50,000)", c.MaxBufferedRecords, maxBufferedRecords))
 	}
 	if c.MaxBufferedBytes < 0 || c.MaxBufferedBytes > maxBufferedBytes {
-		return cfgErr("MaxBufferedBytes", "%d is outside 0..%d (0 means unbounded)", c.MaxBufferedBytes, int64(maxBufferedBytes))
+		errs = append(errs, cfgErr("MaxBufferedBytes", "%d is outside 0..%d (0 means unbounded)", c.MaxBufferedBytes, int64(maxBufferedBytes)))
 	}
 	if c.MaxBufferedBytes != 0 && c.BatchMaxBytes != 0 && c.MaxBufferedBytes < int(c.BatchMaxBytes) {
-		return cfgErr("MaxBufferedBytes/BatchMaxBytes", "MaxBufferedBytes %d is smaller than one batch (BatchMaxBytes %d): raise MaxBufferedBytes", c.MaxBufferedBytes, c.BatchMaxBytes)
+		errs = append(errs, cfgErr("MaxBufferedBytes/BatchMaxBytes", "MaxBufferedBytes %d is smaller than one batch (BatchMaxBytes %d): raise MaxBufferedBytes", c.MaxBufferedBytes, c.BatchMaxBytes))
 	}
 	if c.Retries < 0 {
-		return cfgErr("Retries", "%d is negative (0 means unlimited within DeliveryTimeout)", c.Retries)
+		errs = append(errs, cfgErr("Retries", "%d is negative (0 means unlimited within DeliveryTimeout)", c.Retries))
 	}
 	if c.MaxInFlight < 0 {
-		return cfgErr("MaxInFlight", "%d is negative", c.MaxInFlight)
+		errs = append(errs, cfgErr("MaxInFlight", "%d is negative", c.MaxInFlight))
 	}
 	if idem && c.MaxInFlight != 0 && c.MaxInFlight != maxIdempotentFly {
-		return cfgErr("MaxInFlight/DisableIdempotence", "with idempotence franz-go keeps exactly %d requests in flight (ordered and deduplicated) but MaxInFlight is %d: set MaxInFlight to 0 or %d, or set DisableIdempotence", maxIdempotentFly, c.MaxInFlight, maxIdempotentFly)
+		errs = append(errs, cfgErr("MaxInFlight/DisableIdempotence", "with idempotence franz-go keeps exactly %d requests in flight (ordered and deduplicated) but MaxInFlight is %d: set MaxInFlight to 0 or %d, or set DisableIdempotence", maxIdempotentFly, c.MaxInFlight, maxIdempotentFly))
 	}
 	if c.TransactionalID != "" && !idem {
-		return cfgErr("TransactionalID/DisableIdempotence", "transactions require idempotence: unset DisableIdempotence or TransactionalID")
+		errs = append(errs, cfgErr("TransactionalID/DisableIdempotence", "transactions require idempotence: unset DisableIdempotence or TransactionalID"))
 	}
 	if c.TLS != nil {
 		if err := c.TLS.validate(); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 	if c.SASL != nil {
 		if err := c.SASL.validate(); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 	if c.TransactionalID == "" && c.TransactionTimeout != 0 {
-		return cfgErr("TransactionTimeout/TransactionalID", "TransactionTimeout is set without a TransactionalID: set both or neither")
+		errs = append(errs, cfgErr("TransactionTimeout/TransactionalID", "TransactionTimeout is set without a TransactionalID: set both or neither"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func checkDur(field string, d, limit time.Duration, sentinel bool) error {
@@ -457,6 +468,9 @@ func (c Config) kgoOpts(log *zap.Logger) []kgo.Opt {
 	}
 	if c.MetadataMinAge > 0 {
 		opts = append(opts, kgo.MetadataMinAge(c.MetadataMinAge))
+	}
+	if c.AutoCreateTopics {
+		opts = append(opts, kgo.AllowAutoTopicCreation())
 	}
 	if c.TransactionalID != "" {
 		opts = append(opts, kgo.TransactionalID(c.TransactionalID))

@@ -41,6 +41,9 @@ func (e *ConnError) Unwrap() error { return e.Err }
 type connWatch struct {
 	p    *Producer
 	last atomic.Pointer[ConnError]
+	// lastDial is the latest failed connection attempt of any kind,
+	// until one succeeds: what a caller who stopped waiting is told.
+	lastDial atomic.Pointer[ConnError]
 
 	mu      sync.Mutex
 	state   map[string]bool // broker -> failing for a reason retries cannot fix
@@ -69,8 +72,10 @@ func (w *connWatch) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, co
 	if err == nil {
 		w.state[broker], w.drops[broker] = false, 0
 		w.last.Store(nil)
+		w.lastDial.Store(nil)
 		return
 	}
+	w.lastDial.Store(&ConnError{Broker: broker, Err: err})
 	// conn is set when the TCP (and TLS) connection worked and the
 	// broker hung up during ApiVersions or SASL.
 	if conn != nil && w.p.cfg.SASL != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {

@@ -1,6 +1,7 @@
 package kafkaproducer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -25,14 +26,35 @@ func EnvVars() []string {
 //
 // Unset variables leave base alone. Durations use Go syntax ("250ms",
 // "2m"); lists are comma-separated. Secrets can come from a file
-// (SASL_PASSWORD_FILE) so they stay out of the process environment. A bad
-// value gives an error naming the variable (never echoing a secret). The
-// result is not validated: New does that.
+// (SASL_PASSWORD_FILE) so they stay out of the process environment.
+// Every bad value is reported, each naming its variable (never echoing a
+// secret), and so is every variable with the prefix that FromEnv does not
+// know (a misspelled KPROD_LINGR, say), with the name it may have meant:
+// set nothing else under the prefix. The result is not validated as a
+// whole: New does that.
 func FromEnv(prefix string, base Config) (Config, error) {
-	return FromLookup(prefix, base, os.LookupEnv)
+	c, err := FromLookup(prefix, base, os.LookupEnv)
+	var unknown []error
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok || prefix == "" || knownEnv(rest) {
+			continue
+		}
+		msg := fmt.Sprintf("kprod: env %s: not a setting kprod reads", name)
+		if near := nearestEnv(rest); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s%s?)", prefix, near)
+		}
+		unknown = append(unknown, errors.New(msg))
+	}
+	if len(unknown) > 0 {
+		return base, errors.Join(append([]error{err}, unknown...)...)
+	}
+	return c, err
 }
 
-// FromLookup is FromEnv with the variables looked up by lookup.
+// FromLookup is FromEnv with the variables looked up by lookup (which
+// cannot list them, so unknown names go unnoticed).
 func FromLookup(prefix string, base Config, lookup func(string) (string, bool)) (Config, error) {
 	c := base
 	c.Brokers = append([]string(nil), base.Brokers...)
@@ -44,6 +66,7 @@ func FromLookup(prefix string, base Config, lookup func(string) (string, bool)) 
 		s := *base.SASL
 		c.SASL = &s
 	}
+	var errs []error
 	for _, s := range envSetters {
 		v, ok := lookup(prefix + s.name)
 		if !ok {
@@ -51,12 +74,58 @@ func FromLookup(prefix string, base Config, lookup func(string) (string, bool)) 
 		}
 		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
 			if s.secret {
-				return base, fmt.Errorf("kprod: env %s%s: invalid value", prefix, s.name)
+				errs = append(errs, fmt.Errorf("kprod: env %s%s: invalid value", prefix, s.name))
+			} else {
+				errs = append(errs, fmt.Errorf("kprod: env %s%s=%q: %w", prefix, s.name, v, err))
 			}
-			return base, fmt.Errorf("kprod: env %s%s=%q: %w", prefix, s.name, v, err)
 		}
 	}
+	if len(errs) > 0 {
+		return base, errors.Join(errs...)
+	}
 	return c, nil
+}
+
+func knownEnv(name string) bool {
+	for _, s := range envSetters {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// nearestEnv is the known name closest to name (at most two edits away),
+// or "".
+func nearestEnv(name string) string {
+	best, bestD := "", 3
+	for _, s := range envSetters {
+		if d := editDistance(name, s.name); d < bestD {
+			best, bestD = s.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 type envSetter struct {
@@ -145,15 +214,23 @@ var envSetters = [...]envSetter{
 	}},
 	{name: "IDEMPOTENCE", set: func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
-		c.DisableIdempotence = !b
+		if err == nil {
+			c.DisableIdempotence = !b
+		}
 		return err
 	}},
-	{name: "COMPRESSION", set: func(c *Config, v string) error { c.Compression = Compression(strings.ToLower(v)); return nil }},
+	{name: "COMPRESSION", set: func(c *Config, v string) error {
+		c.Compression = Compression(strings.ToLower(v))
+		_, err := c.codec()
+		return unwrapConfig(err)
+	}},
 	{name: "COMPRESSION_LEVEL", set: integer(func(c *Config) *int { return &c.CompressionLevel })},
 	{name: "LINGER", set: dur(func(c *Config) *time.Duration { return &c.Linger })},
 	{name: "BATCH_MAX_BYTES", set: func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 32)
-		c.BatchMaxBytes = int32(n)
+		if err == nil {
+			c.BatchMaxBytes = int32(n)
+		}
 		return err
 	}},
 	{name: "MAX_BUFFERED_RECORDS", set: integer(func(c *Config) *int { return &c.MaxBufferedRecords })},
@@ -164,9 +241,14 @@ var envSetters = [...]envSetter{
 	{name: "RETRY_BACKOFF_INITIAL", set: dur(func(c *Config) *time.Duration { return &c.RetryBackoff.Initial })},
 	{name: "RETRY_BACKOFF_MAX", set: dur(func(c *Config) *time.Duration { return &c.RetryBackoff.Max })},
 	{name: "MAX_IN_FLIGHT", set: integer(func(c *Config) *int { return &c.MaxInFlight })},
-	{name: "PARTITIONER", set: func(c *Config, v string) error { c.Partitioner = Partitioner(strings.ToLower(v)); return nil }},
+	{name: "PARTITIONER", set: func(c *Config, v string) error {
+		c.Partitioner = Partitioner(strings.ToLower(v))
+		_, err := c.Partitioner.build()
+		return unwrapConfig(err)
+	}},
 	{name: "METADATA_MAX_AGE", set: dur(func(c *Config) *time.Duration { return &c.MetadataMaxAge })},
 	{name: "METADATA_MIN_AGE", set: dur(func(c *Config) *time.Duration { return &c.MetadataMinAge })},
+	{name: "AUTO_CREATE_TOPICS", set: boolean(func(c *Config) *bool { return &c.AutoCreateTopics })},
 	{name: "TRANSACTIONAL_ID", set: str(func(c *Config) *string { return &c.TransactionalID })},
 	{name: "TRANSACTION_TIMEOUT", set: dur(func(c *Config) *time.Duration { return &c.TransactionTimeout })},
 	{name: "TLS_ENABLED", set: func(c *Config, v string) error {
@@ -186,7 +268,15 @@ var envSetters = [...]envSetter{
 	{name: "TLS_KEY_FILE", set: str(func(c *Config) *string { return &tlsOf(c).KeyFile })},
 	{name: "TLS_SERVER_NAME", set: str(func(c *Config) *string { return &tlsOf(c).ServerName })},
 	{name: "TLS_INSECURE_SKIP_VERIFY", set: boolean(func(c *Config) *bool { return &tlsOf(c).InsecureSkipVerify })},
-	{name: "SASL_MECHANISM", set: func(c *Config, v string) error { saslOf(c).Mechanism = SASLMechanism(strings.ToUpper(v)); return nil }},
+	{name: "SASL_MECHANISM", set: func(c *Config, v string) error {
+		m := SASLMechanism(strings.ToUpper(v))
+		switch m {
+		case SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLOAuthBearer, SASLAWSMSKIAM:
+			saslOf(c).Mechanism = m
+			return nil
+		}
+		return fmt.Errorf("unknown mechanism: use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM")
+	}},
 	{name: "SASL_USERNAME", set: str(func(c *Config) *string { return &saslOf(c).Username })},
 	{name: "SASL_PASSWORD", secret: true, set: func(c *Config, v string) error { saslOf(c).Password = Secret(v); return nil }},
 	{name: "SASL_PASSWORD_FILE", secret: true, set: func(c *Config, v string) error {
@@ -197,4 +287,13 @@ var envSetters = [...]envSetter{
 		saslOf(c).Password = Secret(strings.TrimRight(string(b), "\r\n"))
 		return nil
 	}},
+}
+
+// unwrapConfig turns a *ConfigError into its reason, for an error that
+// already names the variable.
+func unwrapConfig(err error) error {
+	if ce, ok := errors.AsType[*ConfigError](err); ok {
+		return errors.New(ce.Reason)
+	}
+	return err
 }

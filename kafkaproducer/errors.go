@@ -324,12 +324,19 @@ func isTLSError(err error) bool {
 // defaultBatchMaxBytes is franz-go's BatchMaxBytes when it is zero.
 const defaultBatchMaxBytes = 1_000_012
 
-// explain names the limit behind a MESSAGE_TOO_LARGE: franz-go refuses a
+// explain says what to do about a missing topic, and names the limit
+// behind a MESSAGE_TOO_LARGE: franz-go refuses a
 // record that cannot fit in one batch of BatchMaxBytes before sending it,
 // with the same error a broker gives for a batch over the topic's
 // max.message.bytes. franz-go's own refusal reports only the uncompressed
 // size; a broker's also reports the compressed one.
 func (c *Config) explain(r *kgo.Record, err error) error {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+		if c.AutoCreateTopics {
+			return fmt.Errorf("topic %q does not exist and the brokers did not create it (is auto.create.topics.enable off?): create it (package topics: topics.Ensure) or ask an operator to: %w", r.Topic, err)
+		}
+		return fmt.Errorf("topic %q does not exist: create it (package topics: topics.Ensure) or set Config.AutoCreateTopics (KPROD_AUTO_CREATE_TOPICS=true) for brokers that allow auto-creation: %w", r.Topic, err)
+	}
 	if !errors.Is(err, kerr.MessageTooLarge) {
 		return err
 	}

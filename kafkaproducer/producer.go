@@ -320,6 +320,10 @@ func (p *Producer) unknownResult(ctx context.Context, rec *Record, start time.Ti
 		rec.Timestamp = start
 	}
 	err := fmt.Errorf("%w: %w", ErrOutcomeUnknown, context.Cause(ctx))
+	if ce := p.watch.lastDial.Load(); ce != nil {
+		// Say what the producer could not reach, and why.
+		err = fmt.Errorf("%w; meanwhile %w", err, ce)
+	}
 	res := failedResult(*rec, err)
 	res.Latency = p.clock.Now().Sub(start)
 	return res
