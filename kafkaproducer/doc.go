@@ -24,9 +24,19 @@
 // in a *CloseError. Nothing is dropped silently.
 //
 // Idempotence is on unless disabled: retries after lost answers do not
-// duplicate records. A record failed by the delivery timeout or by the
-// caller's context after it was sent is ambiguous (ClassTimeout,
-// ClassCanceled): it may have been written.
+// duplicate records. A record failed by the delivery timeout is ambiguous
+// (ClassTimeout): it may have been written.
+//
+// # Contexts
+//
+// A record's context bounds its caller's wait, never other records. If it
+// ends while a send waits for buffer space, the record is not sent and
+// the call returns the context's error. Once the record is buffered, its
+// context no longer affects it or any other record: Send and SendBatch
+// return at once with an error wrapping ErrOutcomeUnknown (ClassCanceled
+// or ClassTimeout) and the record goes on, its real outcome reaching the
+// hooks (metrics) and, if it fails, Close's report. Context values (trace
+// spans) travel with the record.
 //
 // # Concurrency
 //

@@ -54,6 +54,14 @@ func Reliable() kafkaproducer.Config {
 		// every 5 minutes (Kafka's metadata.max.age.ms).
 		MetadataMaxAge: 5 * time.Minute,
 		MetadataMinAge: time.Second,
+		// No broker-side auto-creation: a topic created that way gets
+		// the broker's defaults (often one partition and replication
+		// factor 1 on a dev broker, whatever min.insync.replicas),
+		// which quietly undoes what acks=all promises, and a typo in a
+		// topic name becomes a new topic. Provision topics with package
+		// topics; a missing one fails in about a second, naming both
+		// fixes.
+		AutoCreateTopics: false,
 	}
 }
 
@@ -74,6 +82,8 @@ func HighThroughput() kafkaproducer.Config {
 	// of 4 and 6 rounds), and holds ten times more in memory.
 	c.MaxBufferedRecords = 100_000
 	c.MaxBufferedBytes = 256 << 20
+	// AutoCreateTopics stays off, as in Reliable: bulk pipelines want
+	// their partition counts chosen, not the broker's default.
 	return c
 }
 
@@ -98,6 +108,9 @@ func LowLatency() kafkaproducer.Config {
 	// leader change is noticed in well under franz-go's 5s default.
 	c.RetryBackoff = kafkaproducer.Backoff{Initial: 10 * time.Millisecond, Max: 250 * time.Millisecond}
 	c.MetadataMinAge = 250 * time.Millisecond
+	// AutoCreateTopics stays off, as in Reliable: a request path is
+	// better served by a fast, named error than by a topic created
+	// with whatever the broker defaults to.
 	return c
 }
 
