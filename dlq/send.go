@@ -49,6 +49,13 @@ func (d *Producer) Send(ctx context.Context, rec kafkaproducer.Record) (Result, 
 	if err != nil {
 		return sub, err
 	}
+	return await(ctx, done, sub)
+}
+
+// await waits for an accepted record's final Result on done while ctx
+// allows; once ctx ends it returns the Pending Result built from sub
+// (what submit returned), unless the final one is already there.
+func await(ctx context.Context, done <-chan Result, sub Result) (Result, error) {
 	select {
 	case r := <-done:
 		return r, r.Err
@@ -189,19 +196,9 @@ func (d *Producer) DeadLetter(ctx context.Context, rec kafkaproducer.Record, cau
 	it.forceDLT = true
 	done := make(chan Result, 1)
 	it.cb = func(r Result) { done <- r }
+	sub := Result{Attempt: it.attempt, RecordID: hexID(id)} // before the router has it
 	d.enqueue(it)
-	select {
-	case r := <-done:
-		return r, r.Err
-	case <-ctx.Done():
-		select {
-		case r := <-done:
-			return r, r.Err
-		default:
-		}
-		r := stoppedWaiting(ctx, Result{Attempt: it.attempt, RecordID: hexID(id)})
-		return r, r.Err
-	}
+	return await(ctx, done, sub)
 }
 
 // submit is every send's path. On acceptance it returns a Result holding
