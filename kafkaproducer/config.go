@@ -175,7 +175,7 @@ type Config struct {
 	// which they do only where auto.create.topics.enable is on, with the
 	// broker's default partitions, replication and configs. Off in every
 	// preset: provision topics with package topics instead. Off, a record
-	// for a missing topic fails in about a second with an error naming
+	// for a missing topic fails in under a second with an error naming
 	// the topic and both fixes.
 	AutoCreateTopics bool
 

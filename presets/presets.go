@@ -59,7 +59,7 @@ func Reliable() kafkaproducer.Config {
 		// factor 1 on a dev broker, whatever min.insync.replicas),
 		// which quietly undoes what acks=all promises, and a typo in a
 		// topic name becomes a new topic. Provision topics with package
-		// topics; a missing one fails in about a second, naming both
+		// topics; a missing one fails in under a second, naming both
 		// fixes.
 		AutoCreateTopics: false,
 	}

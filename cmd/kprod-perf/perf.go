@@ -230,7 +230,7 @@ func payload(size int) []byte {
 // With o.transactional, records go through package txn: one txn.Producer
 // (cfg.TransactionalID) runs one transaction per o.txnSize records,
 // sending with tx.SendAsync; Run waits for every record and commits. A
-// transaction is not retried (WithMaxAttempts(1)), so no record is
+// transaction is not retried (txn.Config{MaxAttempts: 1}), so no record is
 // counted twice; one that does not commit ends the run with its error.
 func runOne(ctx context.Context, cfg kafkaproducer.Config, o runOpts) (result, error) {
 	var (
