@@ -2,6 +2,7 @@ package topics_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,30 @@ func TestReadyDenied(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// One refused topic does not hide the others: each refusal names its
+// topic, and the rest are still looked at. (kadm's Metadata and
+// DescribeTopicConfigs fail a whole call with one unnamed *kadm.AuthError,
+// which is why the package asks per topic or builds that request itself.)
+func TestEnsureDeniedAmongOthers(t *testing.T) {
+	cl := aclCluster(t)
+	compact := map[string]string{"cleanup.policy": "compact"}
+	rep, err := topics.Ensure(testkit.Ctx(t, 10*time.Second), cl, []topics.Topic{
+		{Name: "other"},                                       // DESCRIBE refused
+		{Name: "app.audit", Configs: compact},                 // DESCRIBE_CONFIGS refused
+		{Name: "app.orders", Partitions: 6, Configs: compact}, // drift, readable
+	})
+	for topic, op := range map[string]kmsg.ACLOperation{"other": kmsg.ACLOperationDescribe, "app.audit": kmsg.ACLOperationDescribeConfigs} {
+		if !strings.Contains(fmt.Sprint(err), fmt.Sprintf("topic %q: not authorized to %s", topic, op)) {
+			t.Errorf("no %s refusal for %q in: %v", op, topic, err)
+		}
+	}
+	if kafkaproducer.Classify(err) != kafkaproducer.ClassAuthorization {
+		t.Errorf("class %s", kafkaproducer.Classify(err))
+	}
+	if len(rep.Drift) != 1 || rep.Drift[0].Topic != "app.orders" || rep.Drift[0].WantPartitions != 6 || len(rep.Drift[0].Configs) != 1 {
+		t.Fatalf("drift of the readable topic: %+v", rep.Drift)
 	}
 }

@@ -3,132 +3,93 @@ package topics
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
-	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // drift compares existing topics with what was asked: the partition
-// count from meta, and the named configs through one DescribeConfigs
-// request. It returns one *Drift per topic that differs, in order.
-func drift(ctx context.Context, cl *kgo.Client, existing []Topic, meta map[string]kmsg.MetadataResponseTopic) ([]*Drift, error) {
-	byTopic := map[string]*Drift{}
-	get := func(name string) *Drift {
-		if d := byTopic[name]; d != nil {
-			return d
-		}
-		d := &Drift{Topic: name}
-		byTopic[name] = d
-		return d
-	}
+// count from meta, and the named configs through DescribeTopicConfigs.
+// It returns one *Drift per topic that differs, in order.
+func drift(ctx context.Context, adm *kadm.Client, existing []Topic, meta map[string]kmsg.MetadataResponseTopic) ([]*Drift, error) {
+	var out []*Drift
+	var errs []error
 	for _, t := range existing {
-		if have := int32(len(meta[t.Name].Partitions)); t.Partitions > 0 && have < t.Partitions {
-			d := get(t.Name)
+		d := &Drift{Topic: t.Name}
+		if have := int32(len(meta[t.Name].Partitions)); have < t.Partitions {
 			d.Partitions, d.WantPartitions = have, t.Partitions
 		}
-	}
-
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	wantConfigs := map[string]map[string]string{}
-	for _, t := range existing {
-		if len(t.Configs) == 0 {
-			continue
-		}
-		wantConfigs[t.Name] = t.Configs
-		r := kmsg.NewDescribeConfigsRequestResource()
-		r.ResourceType = kmsg.ConfigResourceTypeTopic
-		r.ResourceName = t.Name
-		r.ConfigNames = slices.Sorted(maps.Keys(t.Configs))
-		req.Resources = append(req.Resources, r)
-	}
-	var errs []error
-	if len(req.Resources) > 0 {
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			return nil, fmt.Errorf("kprod: topics: describe configs: %w", err)
-		}
-		answered := map[string]bool{}
-		for _, r := range resp.Resources {
-			want, ok := wantConfigs[r.ResourceName]
-			if !ok || r.ResourceType != kmsg.ConfigResourceTypeTopic {
-				continue
-			}
-			answered[r.ResourceName] = true
-			if err := brokerErr(r.ErrorCode, r.ErrorMessage); err != nil {
-				errs = append(errs, &Error{Topic: r.ResourceName, Op: kmsg.ACLOperationDescribeConfigs, Err: err})
-				continue
-			}
-			have := map[string]string{}
-			for _, c := range r.Configs {
-				if c.Value != nil {
-					have[c.Name] = *c.Value
-				}
-			}
-			for _, k := range slices.Sorted(maps.Keys(want)) {
-				if have[k] != want[k] {
-					d := get(r.ResourceName)
-					d.Configs = append(d.Configs, ConfigDrift{Name: k, Have: have[k], Want: want[k]})
-				}
-			}
-		}
-		for name := range wantConfigs {
-			if !answered[name] {
-				errs = append(errs, &Error{Topic: name, Op: kmsg.ACLOperationDescribeConfigs, Err: errors.New("the broker did not answer for this topic")})
-			}
-		}
-	}
-
-	var out []*Drift
-	for _, t := range existing {
-		if d := byTopic[t.Name]; d != nil {
+		var err error
+		d.Configs, err = configDrift(ctx, adm, t)
+		errs = append(errs, err)
+		if d.WantPartitions > 0 || len(d.Configs) > 0 {
 			out = append(out, d)
 		}
 	}
 	return out, errors.Join(errs...)
 }
 
-// addPartitions grows each drifted topic to its wanted partition count in
-// one CreatePartitions request, then waits for the new partitions'
-// leaders.
-func addPartitions(ctx context.Context, cl *kgo.Client, drifts []*Drift, validateOnly bool) error {
-	req := kmsg.NewPtrCreatePartitionsRequest()
-	req.ValidateOnly = validateOnly
-	req.TimeoutMillis = timeoutMillis(ctx)
-	byTopic := map[string]*Drift{}
+// configDrift is t's Configs whose broker value differs, sorted by name.
+// It asks per topic because kadm fails a whole DescribeConfigs call with
+// one *kadm.AuthError, naming no topic, when the broker refuses any.
+func configDrift(ctx context.Context, adm *kadm.Client, t Topic) ([]ConfigDrift, error) {
+	if len(t.Configs) == 0 {
+		return nil, nil
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, t.Name)
+	var rc kadm.ResourceConfig
+	if err == nil {
+		rc, err = rcs.On(t.Name, nil)
+	}
+	if err == nil {
+		err = brokerErr(rc.Err, rc.ErrMessage)
+	}
+	if err != nil {
+		return nil, &Error{Topic: t.Name, Op: kmsg.ACLOperationDescribeConfigs, Err: err}
+	}
+	have := make(map[string]string, len(rc.Configs))
+	for _, c := range rc.Configs {
+		have[c.Key] = c.MaybeValue()
+	}
+	var out []ConfigDrift
+	for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
+		if have[k] != t.Configs[k] {
+			out = append(out, ConfigDrift{Name: k, Have: have[k], Want: t.Configs[k]})
+		}
+	}
+	return out, nil
+}
+
+// addPartitions grows each drifted topic to its wanted partition count,
+// then waits for the new partitions' leaders.
+func addPartitions(ctx context.Context, cl *kgo.Client, adm *kadm.Client, drifts []*Drift, validateOnly bool) error {
+	update := adm.UpdatePartitions
+	if validateOnly {
+		update = adm.ValidateUpdatePartitions
+	}
+	var errs []error
+	var grown []string
 	for _, d := range drifts {
 		if d.WantPartitions == 0 {
 			continue
 		}
-		byTopic[d.Topic] = d
-		rt := kmsg.NewCreatePartitionsRequestTopic()
-		rt.Topic = d.Topic
-		rt.Count = d.WantPartitions
-		req.Topics = append(req.Topics, rt)
-	}
-	if len(req.Topics) == 0 {
-		return nil
-	}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return fmt.Errorf("kprod: topics: add partitions: %w", err)
-	}
-	var errs []error
-	var grown []string
-	for _, rt := range resp.Topics {
-		d := byTopic[rt.Topic]
-		if d == nil {
-			continue
+		rs, err := update(ctx, int(d.WantPartitions), d.Topic)
+		var r kadm.CreatePartitionsResponse
+		if err == nil {
+			r, err = rs.On(d.Topic, nil)
 		}
-		if err := brokerErr(rt.ErrorCode, rt.ErrorMessage); err != nil {
-			errs = append(errs, &Error{Topic: rt.Topic, Op: kmsg.ACLOperationAlter, Err: err})
+		if err == nil {
+			err = brokerErr(r.Err, r.ErrMessage)
+		}
+		if err != nil {
+			errs = append(errs, &Error{Topic: d.Topic, Op: kmsg.ACLOperationAlter, Err: err})
 			continue
 		}
 		d.PartitionsAdded = true
-		grown = append(grown, rt.Topic)
+		grown = append(grown, d.Topic)
 	}
 	if !validateOnly {
 		errs = append(errs, waitLeaders(ctx, cl, grown))
@@ -136,56 +97,35 @@ func addPartitions(ctx context.Context, cl *kgo.Client, drifts []*Drift, validat
 	return errors.Join(errs...)
 }
 
-// alterConfigs sets each drifted config in one IncrementalAlterConfigs
-// request (SET of the differing names only).
-func alterConfigs(ctx context.Context, cl *kgo.Client, drifts []*Drift, validateOnly bool) error {
-	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-	req.ValidateOnly = validateOnly
-	byTopic := map[string]*Drift{}
+// alterConfigs sets each drifted config with an incremental alter (SET of
+// the differing names only).
+func alterConfigs(ctx context.Context, adm *kadm.Client, drifts []*Drift, validateOnly bool) error {
+	alter := adm.AlterTopicConfigs
+	if validateOnly {
+		alter = adm.ValidateAlterTopicConfigs
+	}
+	var errs []error
 	for _, d := range drifts {
 		if len(d.Configs) == 0 {
 			continue
 		}
-		byTopic[d.Topic] = d
-		r := kmsg.NewIncrementalAlterConfigsRequestResource()
-		r.ResourceType = kmsg.ConfigResourceTypeTopic
-		r.ResourceName = d.Topic
+		var set []kadm.AlterConfig
 		for _, c := range d.Configs {
-			rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-			rc.Name = c.Name
-			rc.Op = kmsg.IncrementalAlterConfigOpSet
-			rc.Value = kmsg.StringPtr(c.Want)
-			r.Configs = append(r.Configs, rc)
+			set = append(set, kadm.AlterConfig{Op: kadm.SetConfig, Name: c.Name, Value: kadm.StringPtr(c.Want)})
 		}
-		req.Resources = append(req.Resources, r)
-	}
-	if len(req.Resources) == 0 {
-		return nil
-	}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return fmt.Errorf("kprod: topics: alter configs: %w", err)
-	}
-	var errs []error
-	for _, r := range resp.Resources {
-		d := byTopic[r.ResourceName]
-		if d == nil || r.ResourceType != kmsg.ConfigResourceTypeTopic {
-			continue
+		rs, err := alter(ctx, set, d.Topic)
+		var r kadm.AlterConfigsResponse
+		if err == nil {
+			r, err = rs.On(d.Topic, nil)
 		}
-		if err := brokerErr(r.ErrorCode, r.ErrorMessage); err != nil {
-			errs = append(errs, &Error{Topic: r.ResourceName, Op: kmsg.ACLOperationAlterConfigs, Err: err})
+		if err == nil {
+			err = brokerErr(r.Err, r.ErrMessage)
+		}
+		if err != nil {
+			errs = append(errs, &Error{Topic: d.Topic, Op: kmsg.ACLOperationAlterConfigs, Err: err})
 			continue
 		}
 		d.ConfigsAltered = true
 	}
 	return errors.Join(errs...)
-}
-
-// timeoutMillis is the broker-side timeout of an admin request: what is
-// left of ctx, or 30s.
-func timeoutMillis(ctx context.Context) int32 {
-	if dl, ok := ctx.Deadline(); ok {
-		return int32(min(max(time.Until(dl).Milliseconds(), 1), 30_000))
-	}
-	return 30_000
 }

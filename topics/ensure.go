@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -122,25 +123,20 @@ func (r Report) String() string {
 	return b.String()
 }
 
-// maxLeaderWait bounds how long Ensure waits, after creating topics or
-// adding partitions, for every new partition to have a leader (on a real
-// cluster that takes a few hundred milliseconds; the caller's ctx may end
-// it sooner).
-const maxLeaderWait = 30 * time.Second
-
 // Ensure makes sure each topic in want exists, and reports how the ones
 // that already exist differ from want. It is idempotent and safe to run
 // from every instance of a service at start-up at once: a topic another
 // instance created first is reported as existing, not as an error.
 //
-// Missing topics are created in one CreateTopics request with their
+// Missing topics are created, one CreateTopics request each, with their
 // partitions, replication factor (the broker's defaults when 0) and
 // configs; Ensure returns once each created topic has a leader for every
 // partition, so a send right after it finds the topic. Existing topics
 // are compared with want (partition count from metadata; Configs through
-// DescribeConfigs, only for topics that name some) and differences are
-// listed in Report.Drift; they are changed only with AddPartitions or
-// AlterConfigs. ValidateOnly turns every change into a dry run.
+// DescribeConfigs, one request per topic that names some) and
+// differences are listed in Report.Drift; they are changed only with
+// AddPartitions or AlterConfigs. ValidateOnly turns every change into a
+// dry run.
 //
 // The principal needs DESCRIBE on each topic, CREATE on missing ones (on
 // the topic or the cluster), DESCRIBE_CONFIGS on existing topics that
@@ -168,6 +164,8 @@ func Ensure(ctx context.Context, cl *kgo.Client, want []Topic, opts ...Option) (
 	if len(want) == 0 {
 		return rep, nil
 	}
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(timeoutMillis(ctx))
 
 	meta, err := metadata(ctx, cl, Names(want...), false)
 	if err != nil {
@@ -176,8 +174,7 @@ func Ensure(ctx context.Context, cl *kgo.Client, want []Topic, opts ...Option) (
 	var errs []error
 	var missing, existing []Topic
 	for _, t := range want {
-		mt := meta[t.Name]
-		switch err := brokerErr(mt.ErrorCode, nil); {
+		switch err := kerr.ErrorForCode(meta[t.Name].ErrorCode); {
 		case err == nil:
 			existing = append(existing, t)
 		case errors.Is(err, kerr.UnknownTopicOrPartition):
@@ -188,7 +185,7 @@ func Ensure(ctx context.Context, cl *kgo.Client, want []Topic, opts ...Option) (
 	}
 
 	if len(missing) > 0 {
-		created, raced, err := create(ctx, cl, missing, o.validateOnly)
+		created, raced, err := create(ctx, adm, missing, o.validateOnly)
 		errs = append(errs, err)
 		rep.Created = created
 		if len(raced) > 0 {
@@ -208,13 +205,13 @@ func Ensure(ctx context.Context, cl *kgo.Client, want []Topic, opts ...Option) (
 	existing = inOrder(want, existing)
 	rep.Existing = Names(existing...)
 
-	drifts, err := drift(ctx, cl, existing, meta)
+	drifts, err := drift(ctx, adm, existing, meta)
 	errs = append(errs, err)
 	if o.addPartitions {
-		errs = append(errs, addPartitions(ctx, cl, drifts, o.validateOnly))
+		errs = append(errs, addPartitions(ctx, cl, adm, drifts, o.validateOnly))
 	}
 	if o.alterConfigs {
-		errs = append(errs, alterConfigs(ctx, cl, drifts, o.validateOnly))
+		errs = append(errs, alterConfigs(ctx, adm, drifts, o.validateOnly))
 	}
 	for _, d := range drifts {
 		rep.Drift = append(rep.Drift, *d)
@@ -232,78 +229,31 @@ func inOrder(want, ts []Topic) []Topic {
 	return ts
 }
 
-// metadata describes topics (uncached, never auto-creating them) and
-// returns each by name. withOps asks for each topic's authorized
-// operations. An error is the cluster's, not a topic's.
-func metadata(ctx context.Context, cl *kgo.Client, topics []string, withOps bool) (map[string]kmsg.MetadataResponseTopic, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	req.Topics = make([]kmsg.MetadataRequestTopic, 0, len(topics)) // empty, not nil: nil asks for every topic
-	for _, t := range topics {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
-	}
-	req.AllowAutoTopicCreation = false // a look must not create
-	req.IncludeTopicAuthorizedOperations = withOps
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("kprod: topics: the cluster did not answer a metadata request: %w", err)
-	}
-	if len(resp.Brokers) == 0 {
-		return nil, fmt.Errorf("kprod: topics: metadata lists no brokers: %w", kerr.BrokerNotAvailable)
-	}
-	out := make(map[string]kmsg.MetadataResponseTopic, len(resp.Topics))
-	for _, t := range resp.Topics {
-		if t.Topic != nil {
-			out[*t.Topic] = t
-		}
-	}
-	for _, t := range topics {
-		if _, ok := out[t]; !ok {
-			mt := kmsg.NewMetadataResponseTopic()
-			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			out[t] = mt
-		}
-	}
-	return out, nil
-}
-
-// create sends one CreateTopics request for ts. It returns the topics
-// created (or, validating only, accepted) and those another client
-// created first.
-func create(ctx context.Context, cl *kgo.Client, ts []Topic, validateOnly bool) (created []string, raced []Topic, err error) {
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.ValidateOnly = validateOnly
-	req.TimeoutMillis = timeoutMillis(ctx)
-	for _, t := range ts {
-		rt := kmsg.NewCreateTopicsRequestTopic()
-		rt.Topic = t.Name
-		rt.NumPartitions = orDefault(t.Partitions)
-		rt.ReplicationFactor = int16(orDefault(int32(t.ReplicationFactor)))
-		for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
-			rc := kmsg.NewCreateTopicsRequestTopicConfig()
-			rc.Name = k
-			rc.Value = kmsg.StringPtr(t.Configs[k])
-			rt.Configs = append(rt.Configs, rc)
-		}
-		req.Topics = append(req.Topics, rt)
-	}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kprod: topics: create %s: %w", strings.Join(Names(ts...), ", "), err)
-	}
-	byTopic := make(map[string]kmsg.CreateTopicsResponseTopic, len(resp.Topics))
-	for _, rt := range resp.Topics {
-		byTopic[rt.Topic] = rt
+// create creates each of ts with its own request, since kadm gives every
+// topic of one call the same partitions, replication factor and configs
+// (topics are created once per cluster, so the extra round trips do not
+// matter). It returns the topics created (or, validating only, accepted)
+// and those another client created first.
+func create(ctx context.Context, adm *kadm.Client, ts []Topic, validateOnly bool) (created []string, raced []Topic, err error) {
+	createTopics := adm.CreateTopics
+	if validateOnly {
+		createTopics = adm.ValidateCreateTopics
 	}
 	var errs []error
 	for _, t := range ts {
-		rt, ok := byTopic[t.Name]
-		if !ok {
-			errs = append(errs, &Error{Topic: t.Name, Op: kmsg.ACLOperationCreate, Err: errors.New("the broker did not answer for this topic")})
-			continue
+		configs := make(map[string]*string, len(t.Configs))
+		for k, v := range t.Configs {
+			configs[k] = kadm.StringPtr(v)
 		}
-		switch err := brokerErr(rt.ErrorCode, rt.ErrorMessage); {
+		rs, err := createTopics(ctx, orDefault(t.Partitions), int16(orDefault(int32(t.ReplicationFactor))), configs, t.Name)
+		if err != nil {
+			return created, raced, errors.Join(append(errs, fmt.Errorf("kprod: topics: create %q: %w", t.Name, err))...)
+		}
+		r, err := rs.On(t.Name, nil)
+		if err == nil {
+			err = brokerErr(r.Err, r.ErrMessage)
+		}
+		switch {
 		case err == nil:
 			created = append(created, t.Name)
 		case errors.Is(err, kerr.TopicAlreadyExists):
@@ -323,57 +273,11 @@ func orDefault(n int32) int32 {
 	return n
 }
 
-// waitLeaders polls metadata until every partition of topics has a
-// leader, ctx ends or maxLeaderWait passes.
-func waitLeaders(ctx context.Context, cl *kgo.Client, topics []string) error {
-	if len(topics) == 0 {
-		return nil
+// timeoutMillis is the broker-side timeout of an admin request: what is
+// left of ctx, or 30s.
+func timeoutMillis(ctx context.Context) int32 {
+	if dl, ok := ctx.Deadline(); ok {
+		return int32(min(max(time.Until(dl).Milliseconds(), 1), 30_000))
 	}
-	ctx, cancel := context.WithTimeout(ctx, maxLeaderWait)
-	defer cancel()
-	backoff := 10 * time.Millisecond
-	for {
-		meta, err := metadata(ctx, cl, topics, false)
-		var errs []error
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			for _, t := range topics {
-				errs = append(errs, leaders(t, meta[t]))
-			}
-		}
-		err = errors.Join(errs...)
-		if err == nil {
-			cl.ForceMetadataRefresh() // the client's own view may predate the topics
-			return nil
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("kprod: topics: waiting for leaders of %s: %w (last: %w)", strings.Join(topics, ", "), ctx.Err(), err)
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 250*time.Millisecond)
-	}
-}
-
-// leaders is nil when the described topic has partitions and a leader for
-// each, else an *Error naming the topic and the first partition without.
-func leaders(name string, mt kmsg.MetadataResponseTopic) error {
-	if err := brokerErr(mt.ErrorCode, nil); err != nil {
-		return &Error{Topic: name, Op: kmsg.ACLOperationDescribe, Err: err}
-	}
-	if len(mt.Partitions) == 0 {
-		return &Error{Topic: name, Op: kmsg.ACLOperationDescribe, Err: fmt.Errorf("no partitions: %w", kerr.LeaderNotAvailable)}
-	}
-	for _, p := range mt.Partitions {
-		if err := brokerErr(p.ErrorCode, nil); err != nil || p.Leader < 0 {
-			if err == nil {
-				err = kerr.LeaderNotAvailable
-			}
-			return &Error{Topic: name, Op: kmsg.ACLOperationDescribe, Err: fmt.Errorf("partition %d has no leader: %w", p.Partition, err)}
-		}
-	}
-	return nil
+	return 30_000
 }

@@ -45,11 +45,10 @@ func isAuth(err error) bool {
 	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
 }
 
-// brokerErr is the error for a response's code and message, nil for 0.
-func brokerErr(code int16, msg *string) error {
-	err := kerr.ErrorForCode(code)
-	if err == nil || msg == nil || *msg == "" {
+// brokerErr is err with the broker's message, when it sent one.
+func brokerErr(err error, msg string) error {
+	if err == nil || msg == "" {
 		return err
 	}
-	return fmt.Errorf("%w: %s", err, *msg)
+	return fmt.Errorf("%w: %s", err, msg)
 }
