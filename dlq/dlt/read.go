@@ -8,6 +8,7 @@ import (
 
 	"github.com/kprod/kprod/kafkaproducer"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -35,6 +36,9 @@ func bounds(ctx context.Context, adm *kadm.Client, topic string) (starts, ends m
 	so, err := adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = so.Error()
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil, nil, fmt.Errorf("topic %q: %w", topic, ErrNoTopic)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("start offsets of %q: %w", topic, err)

@@ -138,4 +138,3 @@ func innermost(err error) error {
 		}
 	}
 }
-

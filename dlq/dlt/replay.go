@@ -131,8 +131,8 @@ func (c *ReplayConfig) validate(pc kafkaproducer.Config) error {
 // waited for (p's DeliveryTimeout bounds the wait) and committed, and
 // Replay returns ctx's error. It returns an error wrapping ErrFailedAgain
 // when records went back to the DLT, and the counts in every case.
-func Replay(ctx context.Context, p *kafkaproducer.Producer, cfg ReplayConfig) (ReplayStats, error) {
-	st := ReplayStats{ByTopic: map[string]int64{}}
+func Replay(ctx context.Context, p *kafkaproducer.Producer, cfg ReplayConfig) (st ReplayStats, err error) {
+	st = ReplayStats{ByTopic: map[string]int64{}}
 	if p == nil {
 		return st, errors.New("kprod: dlt: Replay needs a producer")
 	}
@@ -162,8 +162,7 @@ func Replay(ctx context.Context, p *kafkaproducer.Producer, cfg ReplayConfig) (R
 	}
 	defer admCl.Close()
 	r := &replayer{began: began, cfg: cfg, p: p, adm: kadm.NewClient(admCl), opts: opts, st: &st, clientID: p.Config().ClientID}
-	err = r.run(ctx)
-	return st, err
+	return st, r.run(ctx)
 }
 
 type replayer struct {
