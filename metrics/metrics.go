@@ -161,6 +161,9 @@ type Metrics struct {
 	replayed   *prometheus.CounterVec
 	ambiguous  *prometheus.CounterVec
 	setAside   *prometheus.CounterVec
+	// dlq/dlt replays of a dead-letter topic (OnDLTReplayed, OnDLTFailedAgain).
+	dltReplayed *prometheus.CounterVec
+	dltFailed   *prometheus.CounterVec
 
 	// batches
 	batchRecords prometheus.Histogram
@@ -303,6 +306,8 @@ func (m *Metrics) build(o options) {
 	m.spooled = counterVec("records_spooled_total", "Records written to the local spool because Kafka was unavailable.", "topic")
 	m.replayed = counterVec("records_replayed_total", "Records replayed from the local spool and acknowledged.", "topic")
 	m.ambiguous = counterVec("records_ambiguous_total", "Records that failed in a way that may have written them: a later resend or replay may duplicate them.", "topic")
+	m.dltReplayed = counterVec("dlt_replayed_total", "Dead letters replayed from a dead-letter topic and acknowledged on their destination topic.", "topic")
+	m.dltFailed = counterVec("dlt_replay_failed_total", "Dead letters a replay sent back to the dead-letter topic because their destination topic refused them again.", "topic")
 	m.setAside = counterVec("records_set_aside_total", "Records set aside by the dead-letter path, neither delivered nor dead-lettered, by reason (rejected, quarantined).", "topic", "reason")
 
 	m.batchRecords = hist("batch_records", "Records per produced batch.", batchRecordBuckets())

@@ -442,6 +442,8 @@ func TestNamesLintAndDocumented(t *testing.T) {
 	m.OnDeadLettered("orders")
 	m.OnSpooled("orders")
 	m.OnReplayed("orders")
+	m.OnDLTReplayed("orders")
+	m.OnDLTFailedAgain("orders")
 	m.OnSetAside("orders", metrics.SetAsideRejected)
 	m.OnSpoolSize(1, 1)
 	m.OnBreakerState(metrics.BreakerOpen)

@@ -85,6 +85,20 @@ func (m *Metrics) OnAmbiguous(topic string) {
 	m.ambiguous.WithLabelValues(m.topic(topic).name).Inc()
 }
 
+// OnDLTReplayed implements dlt.Observer (package dlq/dlt): a dead letter
+// was replayed and acknowledged on topic, its destination
+// (kprod_dlt_replayed_total).
+func (m *Metrics) OnDLTReplayed(topic string) {
+	m.dltReplayed.WithLabelValues(m.topic(topic).name).Inc()
+}
+
+// OnDLTFailedAgain implements dlt.Observer: a dead letter replayed to
+// topic was refused again and went back to the dead-letter topic
+// (kprod_dlt_replay_failed_total).
+func (m *Metrics) OnDLTFailedAgain(topic string) {
+	m.dltFailed.WithLabelValues(m.topic(topic).name).Inc()
+}
+
 // OnSetAside implements dlq.Observer: a record was set aside, neither
 // delivered nor dead-lettered, for reason SetAsideRejected or
 // SetAsideQuarantined (kprod_records_set_aside_total{topic,reason}). An

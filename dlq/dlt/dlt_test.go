@@ -13,6 +13,7 @@ import (
 	"github.com/kprod/kprod/dlq/dlt"
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/kprod/kprod/metrics"
 	"github.com/kprod/kprod/presets"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -293,3 +294,6 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// *metrics.Metrics counts replays without importing dlt.
+var _ dlt.Observer = (*metrics.Metrics)(nil)
