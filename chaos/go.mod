@@ -1,0 +1,3 @@
+module github.com/kprod/kprod/chaos
+
+go 1.26.0
