@@ -22,13 +22,14 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 # black-box suite); they hold testcontainers so the core module never does.
 NESTED    := kafkatest integration_test
 
-.PHONY: all test unit examples integration release-check bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next
+.PHONY: all test unit examples integration release-check bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next chaos chaos-short
 
 all: lint test
 
 ## test: every unit test (race detector and goleak on), every example, and
-## the integration suite (kfake in a container and in-process; kcat interop).
-test: unit examples integration release-check
+## the integration suite (kfake in a container and in-process; kcat interop)
+## and the short fault campaign.
+test: unit examples integration release-check chaos-short
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(PKGS)
@@ -40,6 +41,17 @@ examples:
 ## integration: kafkatest and integration_test on every backend available (~1 min).
 integration:
 	bash scripts/integration.sh
+
+## chaos: the fault campaign (docs/RELIABILITY.md): broker and producer in
+## FROM scratch containers, every fault scenario on every send path, checked
+## record by record; rewrites the tables in docs/RELIABILITY.md (~13 min on
+## 2 cores). Exits 0 with a message when no Docker engine answers.
+chaos:
+	bash scripts/chaos.sh full
+
+## chaos-short: three scenarios of the campaign (~75 s), writing no file.
+chaos-short:
+	bash scripts/chaos.sh short
 
 ## release-check: a module outside the repo `go get`s kprod and kafkatest at
 ## the versions the nested go.mod files require, from a file GOPROXY built
