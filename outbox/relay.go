@@ -186,9 +186,10 @@ func (r *Relay) signal() {
 	}
 }
 
-// waitStandby waits before trying the lease again: a third of its TTL.
+// waitStandby waits before trying the lease again: a third of its TTL,
+// at most a second, so a released lease is taken over within a second.
 func (r *Relay) waitStandby(ctx context.Context) {
-	sleep(ctx, r.cfg.LeaseTTL/3)
+	sleep(ctx, min(r.cfg.LeaseTTL/3, time.Second))
 }
 
 func (r *Relay) backoff(fails int) time.Duration {

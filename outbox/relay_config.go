@@ -45,8 +45,11 @@ type RelayConfig struct {
 	// own that Run starts and waits for.
 	Wakeup func(ctx context.Context) error
 	// LeaseTTL is how long a relay stays leader without renewing its
-	// lease; a crashed leader is replaced after at most this long. The
-	// lease is renewed every LeaseTTL/3. Zero means 10s; at least 300ms.
+	// lease; a crashed leader is replaced after at most this long plus a
+	// second. The lease is renewed every LeaseTTL/3; standby relays try
+	// to take it every LeaseTTL/3 or every second, whichever is sooner
+	// (a leader stopped through Run's ctx releases it, so its successor
+	// starts within a second). Zero means 10s; at least 300ms.
 	LeaseTTL time.Duration
 	// Backoff is the wait after a failed batch or database error before
 	// the next try. Zero means 100ms initial, 5s max.
