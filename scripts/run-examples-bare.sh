@@ -37,6 +37,12 @@ for dir in examples/*/; do
 	[ -x "$bin/$name" ] || go build -o "$bin/$name" "./$dir"
 	examples+=("$name")
 done
+# Nested modules' programs (as run-examples.sh builds them).
+for dir in outbox/examples/orders; do
+	name=${dir%%/*}-$(basename "$dir")
+	[ -x "$bin/$name" ] || go -C "${dir%%/*}" build -o "$bin/$name" "./${dir#*/}"
+	examples+=("$name")
+done
 
 # start_broker starts kfake-broker with the given flags on a free
 # loopback port, trying up to 5 random ports, and sets broker_pid and
