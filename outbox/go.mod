@@ -3,7 +3,7 @@ module github.com/kprod/kprod/outbox
 go 1.26.0
 
 require (
-	github.com/jackc/pgx/v5 v5.13.0
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/kprod/kprod v0.1.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/twmb/franz-go v1.22.3
