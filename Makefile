@@ -20,16 +20,17 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 # Nested modules: kafkatest (for users) and integration_test (kprod's own
 # black-box suite); they hold testcontainers so the core module never does.
-NESTED    := kafkatest integration_test
+# outbox holds the SQL drivers (pgx, modernc SQLite) for the same reason.
+NESTED    := kafkatest integration_test outbox
 
-.PHONY: all test unit examples integration release-check bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next chaos chaos-short
+.PHONY: all test unit examples integration release-check bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next chaos chaos-short outbox
 
 all: lint test
 
 ## test: every unit test (race detector and goleak on), every example, and
 ## the integration suite (kfake in a container and in-process; kcat interop)
 ## and the short fault campaign.
-test: unit examples integration release-check chaos-short
+test: unit examples integration release-check chaos-short outbox
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(PKGS)
@@ -52,6 +53,11 @@ chaos:
 ## chaos-short: three scenarios of the campaign (~75 s), writing no file.
 chaos-short:
 	bash scripts/chaos.sh short
+
+## outbox: the outbox module's tests (-race) on SQLite and on a throwaway
+## PostgreSQL 15 that scripts/outbox-test.sh starts (about 2 minutes).
+outbox:
+	bash scripts/outbox-test.sh
 
 ## release-check: a module outside the repo `go get`s kprod and kafkatest at
 ## the versions the nested go.mod files require, from a file GOPROXY built
