@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"encoding/binary"
 	"fmt"
+	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/kprod/kprod/internal/testkit"
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/kprod/kprod/outbox"
 )
 
 // latencies records, per row index, when its transaction began to commit
@@ -70,10 +72,13 @@ func (l *latencies) percentiles() (p50, p99 time.Duration) {
 //   - saturation-100: the same with 100-row transactions, so the writers
 //     commit ten times fewer transactions for the same rows.
 //
+// "postgres-poll" is PostgreSQL with Table.NoNotify and a relay polling
+// every 10ms, which spares the writers NOTIFY's commit lock.
+//
 // Run with scripts/outbox-test.sh bench (a throwaway PostgreSQL), or with
 // OUTBOX_PG_DSN set: go test -run '^$' -bench BenchmarkRelay -benchtime 1x
 func BenchmarkRelay(b *testing.B) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range []string{"sqlite", "postgres", "postgres-poll"} {
 		b.Run(name, func(b *testing.B) {
 			rows := 100_000
 			if name == "sqlite" {
@@ -87,11 +92,32 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
+// benchDB opens a database for one benchmark: "postgres-poll" is
+// PostgreSQL without the NOTIFY trigger (Table.NoNotify).
 func benchDB(b *testing.B, name string) *testDB {
-	if name == "sqlite" {
+	switch name {
+	case "sqlite":
 		return openSQLite(b)
+	case "postgres-poll":
+		d := openPG(b)
+		d.table.NoNotify = true
+		if err := d.table.Migrate(context.Background(), d.db); err != nil {
+			b.Fatal(err)
+		}
+		return d
 	}
 	return openPG(b)
+}
+
+// benchRelay is the relay config for name: "postgres-poll" polls every
+// 10ms instead of waiting for notifications.
+func benchRelay(name string) func(*outbox.RelayConfig) {
+	return func(c *outbox.RelayConfig) {
+		if name == "postgres-poll" {
+			c.Wakeup = nil
+			c.PollInterval = 10 * time.Millisecond
+		}
+	}
 }
 
 func value(i int) []byte {
@@ -121,7 +147,7 @@ func benchDrain(b *testing.B, name string, rows int) {
 		p := producer(b, c.ListenAddrs(), nil)
 		b.ResetTimer()
 		start := time.Now()
-		r, stop := runRelay(b, d, p, nil)
+		r, stop := runRelay(b, d, p, benchRelay(name))
 		for r.Stats().Published < uint64(rows) {
 			if ctx.Err() != nil {
 				b.Fatalf("published %d of %d", r.Stats().Published, rows)
@@ -146,7 +172,7 @@ func benchWriters(b *testing.B, name string, rows, writers, perTxn, rate int) {
 		ctx := testkit.Ctx(b, 5*time.Minute)
 		lat := newLatencies(rows)
 		p := producer(b, c.ListenAddrs(), func(cfg *kafkaproducer.Config) { cfg.Hooks = []kafkaproducer.Hook{lat} })
-		r, stop := runRelay(b, d, p, nil)
+		r, stop := runRelay(b, d, p, benchRelay(name))
 		testkit.WaitFor(b, 10*time.Second, "the relay to lead", r.Leader)
 		var next atomic.Int64
 		var first atomic.Int64

@@ -121,3 +121,31 @@ func TestRunTwice(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// TestMigrateNoNotify: Migrate is idempotent and NoNotify drops the
+// trigger a previous Migrate created.
+func TestMigrateNoNotify(t *testing.T) {
+	d := openPG(t)
+	ctx := testkit.Ctx(t, 30*time.Second)
+	triggers := func() int {
+		var n int
+		if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM pg_trigger WHERE tgname = $1", d.table.Name+"_notify").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := d.table.Migrate(ctx, d.db); err != nil {
+		t.Fatal(err)
+	}
+	if n := triggers(); n != 1 {
+		t.Fatalf("%d notify triggers, want 1", n)
+	}
+	tbl := d.table
+	tbl.NoNotify = true
+	if err := tbl.Migrate(ctx, d.db); err != nil {
+		t.Fatal(err)
+	}
+	if n := triggers(); n != 0 {
+		t.Fatalf("%d notify triggers after NoNotify, want 0", n)
+	}
+}
