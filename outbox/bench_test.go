@@ -1,9 +1,9 @@
 package outbox_test
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
-	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
