@@ -68,8 +68,8 @@ type Table struct {
 	// NoNotify (PostgreSQL) makes Migrate drop the NOTIFY trigger, or not
 	// create it. NOTIFY serialises the commits of notifying transactions
 	// on a cluster-wide lock: measured here, 8 writers committing 10-row
-	// transactions reached 17,000 rows/s with it and 40,000 without (see
-	// docs/BENCHMARKS.md). Without it, give the relay no Wakeup and a
+	// transactions reached 15,000-24,000 rows/s with it and about 38,000
+	// without (docs/BENCHMARKS.md, "Outbox"). Without it, give the relay no Wakeup and a
 	// short PollInterval (10ms: one indexed query per poll when idle).
 	NoNotify bool
 }
