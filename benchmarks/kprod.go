@@ -7,11 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/kprod/kprod/kafkaproducer"
+	"github.com/kprod/kprod/metrics"
 	"github.com/kprod/kprod/presets"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // presetConfig is the named kprod preset with w's brokers and the tuning
@@ -61,19 +64,30 @@ const (
 )
 
 // runKprod runs a "kprod-bytes/<preset>", "kprod-json/<preset>" or
-// "kprod-err/<preset>" case.
-func runKprod(ctx context.Context, w *workload, style, preset string, r *Result) error {
+// "kprod-err/<preset>" case. With instrument ("kprod-bytes+metrics",
+// "kprod-err+metrics") each producer is built as the production setup
+// documents it: cfg = m.Instrument(cfg) with m from metrics.New on a
+// registry of its own (nothing scrapes it during the run).
+func runKprod(ctx context.Context, w *workload, style, preset string, instrument bool, r *Result) error {
 	typed := style == styleJSON
 	if style == styleErr && w.Mode != modeThroughput {
 		return fmt.Errorf("kprod-err runs in throughput mode only")
 	}
-	cfg, err := presetConfig(w, preset)
+	base, err := presetConfig(w, preset)
 	if err != nil {
 		return err
 	}
 	pool := max(w.Pool, 1)
 	ps := make([]*kafkaproducer.Producer, pool)
 	for i := range ps {
+		cfg := base
+		if instrument {
+			m, err := metrics.New(prometheus.NewRegistry())
+			if err != nil {
+				return err
+			}
+			cfg = m.Instrument(cfg)
+		}
 		p, err := kafkaproducer.New(cfg)
 		if err != nil {
 			return err
@@ -156,25 +170,52 @@ func runKprod(ctx context.Context, w *workload, style, preset string, r *Result)
 	return nil
 }
 
-// runFranz runs a "franz-go/<preset>" case: a raw kgo client built from
-// the preset's own ClientOpts, producing &kgo.Record values with one
-// shared promise, as a franz-go user would.
+// The raw franz-go cases: what each one's promise does per record.
+const (
+	// franzBare ("franz-go"): one shared promise counts the outcome.
+	franzBare = ""
+	// franzResult ("franz-go+result"): the promise builds the
+	// kafkaproducer.Result a SendAsync callback gets and passes it to a
+	// callback, as kprod does.
+	franzResult = "result"
+	// franzKprom ("franz-go+kprom"): the production setup's metrics,
+	// done the franz-go way (see runFranz).
+	franzKprom = "kprom"
+)
+
+// runFranz runs a "franz-go/<preset>", "franz-go+result/<preset>" or
+// "franz-go+kprom/<preset>" case: a raw kgo client built from the
+// preset's own ClientOpts, producing &kgo.Record values, as a franz-go
+// user would.
 //
-// With withResult ("franz-go+result/<preset>") it does per record what
-// kprod does to report a SendAsync record, and nothing else: the record is
-// wrapped with its callback and send time (one allocation, like kprod's
-// pending record), the promise builds a kafkaproducer.Result from the
-// record (its Latency left zero), calls the callback and counts the
-// completion with an atomic add. It prices a per-record Result by itself;
-// it checks nothing and cannot be closed safely, so it is a measurement,
+// franz-go+result does per record what kprod does to report a SendAsync
+// record, and nothing else: the record is wrapped with its callback and
+// send time (one allocation, like kprod's pending record), the wrapper is
+// the record's context so that the promise finds it with a type assertion
+// (as kprod finds its pending record), and the promise builds a
+// kafkaproducer.Result from the record and its latency and calls the
+// callback. It checks nothing and cannot be closed safely: a measurement,
 // not a producer.
+//
+// franz-go+kprom is the production setup's equivalent in raw franz-go:
+// franz-go's kprom plugin on a registry of its own, with the request
+// histograms kprod's metrics package enables (request duration, throttle;
+// classic buckets only), and a promise that observes each acknowledged
+// record's latency in a per-topic prometheus histogram (kprod's default
+// send-latency buckets) and counts it in a per-topic counter, or counts a
+// failure per topic. The per-topic series are resolved once per topic, not
+// per record (franz-go calls promises one at a time, so a plain map
+// serves). The latency is time.Since(r.Timestamp), which franz-go stamps
+// in Produce: the cheapest way, one clock read per record as in kprod,
+// though franz-go truncates the stamp to the millisecond (kprod's latency
+// is exact).
 //
 // The records carry Partition: -1. ClientOpts installs kprod's
 // partitioner, which reads Partition >= 0 as an explicit partition (kprod
 // itself stores -1 for "choose"): a raw record's zero value would send
 // every record to partition 0 and make franz-go look faster than it is
-// (fewer, larger requests). See the report's "core changes" note.
-func runFranz(ctx context.Context, w *workload, preset string, withResult bool, r *Result) error {
+// (fewer, larger requests).
+func runFranz(ctx context.Context, w *workload, preset, variant string, r *Result) error {
 	cfg, err := presetConfig(w, preset)
 	if err != nil {
 		return err
@@ -182,6 +223,23 @@ func runFranz(ctx context.Context, w *workload, preset string, withResult bool, 
 	opts, err := cfg.ClientOpts()
 	if err != nil {
 		return err
+	}
+	var pm *promMetrics
+	if variant == franzKprom {
+		reg := prometheus.NewRegistry()
+		kp := kprom.NewMetrics("kbench",
+			kprom.Registerer(reg),
+			kprom.Subsystem("client"),
+			kprom.HistogramsFromOpts(
+				kprom.HistogramOpts{Enable: kprom.RequestDurationE2E, Buckets: requestBuckets},
+				kprom.HistogramOpts{Enable: kprom.RequestThrottled, Buckets: requestBuckets},
+			),
+			kprom.NativeBucketFactor(1),
+		)
+		opts = append(opts, kgo.WithHooks(kp))
+		if pm, err = newPromMetrics(reg); err != nil {
+			return err
+		}
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -196,83 +254,47 @@ func runFranz(ctx context.Context, w *workload, preset string, withResult bool, 
 		var wg sync.WaitGroup
 		var ec errCount
 		wg.Add(w.Records)
-		promise := func(_ *kgo.Record, err error) { ec.add(err); wg.Done() }
 		stopProfile, err := startProfile(w.CPUProfile)
 		if err != nil {
 			return err
 		}
 		defer stopProfile()
 		m := startMeter()
-		diag := w.Tune["diag"]
-		if withResult {
-			diag = "result"
-		}
-		switch diag {
-		case "result":
-			var completed atomic.Int64
+		switch variant {
+		case franzResult:
 			cb := func(res kafkaproducer.Result) { ec.add(res.Err); wg.Done() }
 			report := func(kr *kgo.Record, err error) {
-				wr := (*wrapped)(unsafe.Add(unsafe.Pointer(kr), -int(unsafe.Offsetof(wrapped{}.kr))))
+				wr := kr.Context.(*wrapped)
 				wr.cb(kafkaproducer.Result{
 					Record:    kafkaproducer.Record{Topic: kr.Topic, Key: kr.Key, Value: kr.Value, Headers: kr.Headers, Timestamp: kr.Timestamp},
 					Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp,
-					Err: err,
+					Latency: time.Since(wr.start),
+					Err:     err,
 				})
-				completed.Add(1)
 			}
 			for i := range w.Records {
 				now := time.Now() // the send time and the timestamp, one clock read as in kprod
-				wr := &wrapped{cb: cb, start: now.Sub(epoch), kr: kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Timestamp: now, Partition: -1}}
+				wr := &wrapped{Context: ctx, cb: cb, start: now}
+				wr.kr = kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Timestamp: now, Partition: -1, Context: wr}
 				cl.Produce(ctx, &wr.kr, report)
 			}
-		case "small":
-			// Diagnostic: franz-go+result with a four-word result (the
-			// record's pointer, its send time, the error) in place of
-			// kafkaproducer.Result, to price a Result that points at
-			// the record instead of copying its fields.
-			type smallResult struct {
-				r     *kgo.Record
-				start time.Duration
-				err   error
-			}
-			type smallWrapped struct {
-				cb    func(smallResult)
-				start time.Duration
-				kr    kgo.Record
-			}
-			var completed atomic.Int64
-			cb := func(res smallResult) { ec.add(res.err); wg.Done() }
-			report := func(kr *kgo.Record, err error) {
-				wr := (*smallWrapped)(unsafe.Add(unsafe.Pointer(kr), -int(unsafe.Offsetof(smallWrapped{}.kr))))
-				wr.cb(smallResult{r: kr, start: wr.start, err: err})
-				completed.Add(1)
+		case franzKprom:
+			promise := func(kr *kgo.Record, err error) {
+				ts := pm.topic(kr.Topic)
+				if err != nil {
+					ts.failed.Inc()
+				} else {
+					ts.latency.Observe(time.Since(kr.Timestamp).Seconds())
+					ts.sent.Inc()
+				}
+				ec.add(err)
+				wg.Done()
 			}
 			for i := range w.Records {
-				now := time.Now()
-				wr := &smallWrapped{cb: cb, start: now.Sub(epoch), kr: kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Timestamp: now, Partition: -1}}
-				cl.Produce(ctx, &wr.kr, report)
-			}
-		case "pad96":
-			// Diagnostic: the record inside a 256-byte object, as
-			// kprod's slimmed pending would be.
-			type padded struct {
-				kr  kgo.Record
-				pad [12]*byte
-			}
-			for i := range w.Records {
-				pr := &padded{kr: kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Partition: -1}}
-				cl.Produce(ctx, &pr.kr, promise)
-			}
-		case "ctx":
-			// Diagnostic: the record's Context set to a wrapper, as
-			// kprod's pending is.
-			for i := range w.Records {
-				r := &ctxRecord{}
-				r.kr = kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Partition: -1, Context: r}
-				r.Context = ctx
-				cl.Produce(ctx, &r.kr, promise)
+				cl.Produce(ctx, &kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Partition: -1}, promise)
 			}
 		default:
+			promise := func(_ *kgo.Record, err error) { ec.add(err); wg.Done() }
 			for i := range w.Records {
 				cl.Produce(ctx, &kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Partition: -1}, promise)
 			}
@@ -282,6 +304,9 @@ func runFranz(ctx context.Context, w *workload, preset string, withResult bool, 
 		stopProfile()
 		ec.fill(r)
 	case modeLatency:
+		if variant != franzBare {
+			return fmt.Errorf("franz-go+%s runs in throughput mode only", variant)
+		}
 		sequential(ctx, w, r, func(ctx context.Context, i int) error {
 			return cl.ProduceSync(ctx, &kgo.Record{Topic: w.Topic, Key: w.key(i), Value: w.value, Partition: -1}).FirstErr()
 		})
@@ -292,18 +317,66 @@ func runFranz(ctx context.Context, w *workload, preset string, withResult bool, 
 }
 
 // wrapped is a record with what a per-record report needs, as kprod's
-// pending record (franz-go+result cases).
+// pending record (franz-go+result cases). It is the record's context, so
+// the promise finds it from the record; as a context it is the one
+// Produce got.
 type wrapped struct {
+	context.Context
 	cb    func(kafkaproducer.Result)
-	start time.Duration
+	start time.Time
 	kr    kgo.Record
 }
 
-// epoch is the origin of wrapped.start.
-var epoch = time.Now()
+// latencyBuckets are kprod's default send-latency buckets (metrics
+// package), and requestBuckets its request-duration ones.
+var (
+	latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120}
+	requestBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+)
 
-// ctxRecord is a diagnostic: a record that is its own context.
-type ctxRecord struct {
-	kr kgo.Record
-	context.Context
+// promMetrics is what a franz-go user's promise records per topic, with
+// prometheus client_golang (franz-go+kprom cases).
+type promMetrics struct {
+	latency      *prometheus.HistogramVec
+	sent, failed *prometheus.CounterVec
+	topics       map[string]*promTopic // touched only by the promise: franz-go calls promises one at a time
+	last         *promTopic
+}
+
+// promTopic is one topic's series, resolved once.
+type promTopic struct {
+	name         string
+	latency      prometheus.Observer
+	sent, failed prometheus.Counter
+}
+
+func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
+	pm := &promMetrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "kbench", Name: "send_latency_seconds",
+			Help: "Time from Produce to the acknowledgement, for acknowledged records.", Buckets: latencyBuckets}, []string{"topic"}),
+		sent:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kbench", Name: "records_sent_total", Help: "Records acknowledged."}, []string{"topic"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kbench", Name: "records_failed_total", Help: "Records that failed."}, []string{"topic"}),
+		topics: map[string]*promTopic{},
+	}
+	for _, c := range []prometheus.Collector{pm.latency, pm.sent, pm.failed} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return pm, nil
+}
+
+// topic returns a topic's series: the last one's without a map lookup,
+// as kprod's metrics do.
+func (pm *promMetrics) topic(name string) *promTopic {
+	if t := pm.last; t != nil && t.name == name {
+		return t
+	}
+	t, ok := pm.topics[name]
+	if !ok {
+		t = &promTopic{name: name, latency: pm.latency.WithLabelValues(name), sent: pm.sent.WithLabelValues(name), failed: pm.failed.WithLabelValues(name)}
+		pm.topics[name] = t
+	}
+	pm.last = t
+	return t
 }

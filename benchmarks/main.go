@@ -70,6 +70,8 @@ type options struct {
 	profileDir  string
 	render      bool
 	child       string
+	ab          string
+	abCases     string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -94,6 +96,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.profileDir, "profile-dir", "profiles", "where the profile section writes CPU profiles")
 	fs.BoolVar(&o.render, "render", false, "only rewrite the report from -results")
 	fs.StringVar(&o.child, "child", "", "internal: run one measurement described by this JSON spec")
+	fs.StringVar(&o.ab, "ab", "", "A/B two builds: run -ab-cases through this binary and through the kbench at this path, -pair-rounds paired rounds, print the ratios and save to -results; the report is not rewritten")
+	fs.StringVar(&o.abCases, "ab-cases", "kprod-err+metrics/high-throughput,kprod-bytes+metrics/high-throughput", "cases of an -ab run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -122,15 +126,21 @@ func runChild(ctx context.Context, js string) error {
 	var err error
 	switch client {
 	case "kprod-bytes":
-		err = runKprod(ctx, w, styleBytes, cfg, &r)
+		err = runKprod(ctx, w, styleBytes, cfg, false, &r)
 	case "kprod-json":
-		err = runKprod(ctx, w, styleJSON, cfg, &r)
+		err = runKprod(ctx, w, styleJSON, cfg, false, &r)
 	case "kprod-err":
-		err = runKprod(ctx, w, styleErr, cfg, &r)
+		err = runKprod(ctx, w, styleErr, cfg, false, &r)
+	case "kprod-bytes+metrics":
+		err = runKprod(ctx, w, styleBytes, cfg, true, &r)
+	case "kprod-err+metrics":
+		err = runKprod(ctx, w, styleErr, cfg, true, &r)
 	case "franz-go":
-		err = runFranz(ctx, w, cfg, false, &r)
+		err = runFranz(ctx, w, cfg, franzBare, &r)
 	case "franz-go+result":
-		err = runFranz(ctx, w, cfg, true, &r)
+		err = runFranz(ctx, w, cfg, franzResult, &r)
+	case "franz-go+kprom":
+		err = runFranz(ctx, w, cfg, franzKprom, &r)
 	case "sarama":
 		err = runSarama(ctx, w, cfg, &r)
 	case "kafka-go":
@@ -147,7 +157,8 @@ func runChild(ctx context.Context, js string) error {
 }
 
 // startProfile starts a CPU profile into path (nothing when empty) and
-// returns an idempotent stop.
+// returns an idempotent stop, which also writes the allocation profile to
+// path+".allocs".
 func startProfile(path string) (func(), error) {
 	if path == "" {
 		return func() {}, nil
@@ -166,6 +177,12 @@ func startProfile(path string) (func(), error) {
 			stopped = true
 			pprof.StopCPUProfile()
 			f.Close()
+			// The allocation profile beside it (sampled, since the
+			// process started).
+			if af, err := os.Create(path + ".allocs"); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(af, 0)
+				af.Close()
+			}
 		}
 	}, nil
 }
@@ -207,10 +224,16 @@ var (
 		"kprod-bytes/reliable", "franz-go/reliable",
 		"sarama/latency", "kafka-go/latency", "confluent/latency",
 	}
-	// pairPresets are the presets of the pair section: each round runs
-	// pairClients back to back for each.
-	pairPresets    = []string{"high-throughput", "reliable", "low-latency"}
-	pairClients    = []string{"franz-go", "franz-go+result", "kprod-bytes", "kprod-err"}
+	// pairPresets are the presets of the pair section, the two the
+	// production setup uses: each round runs pairClients back to back
+	// for each. The first three are the production setup (metrics
+	// on, kprod's metrics package against kprom and a prometheus
+	// promise), the rest bare sends.
+	pairPresets = []string{"high-throughput", "reliable"}
+	pairClients = []string{
+		"franz-go+kprom", "kprod-err+metrics", "kprod-bytes+metrics",
+		"franz-go", "kprod-err", "franz-go+result", "kprod-bytes",
+	}
 	poolPresets    = []string{"low-latency", "reliable"}
 	poolGoroutines = []int{1, 8, 64}
 	poolSizes      = []int{1, 4}
@@ -279,6 +302,9 @@ func runParent(ctx context.Context, o options) error {
 		}
 	}
 	base := Spec{Brokers: brokers, Topic: o.topic, ValueSize: 100, Keys: 10_000}
+	if o.ab != "" {
+		return runAB(ctx, o, self, admin, base, os.Stdout)
+	}
 	exec1 := func(s Spec, round int, variant string) error {
 		if s.Mode == modeThroughput {
 			if err := recreateTopic(ctx, admin, o.topic, o.partitions); err != nil {
@@ -390,8 +416,12 @@ func sectionOf(r Result) string {
 	return r.Mode
 }
 
+// profileCases are the profile section's two cases, franz-go's first: the
+// production setup, high-throughput preset.
+var profileCases = [2]string{"franz-go+kprom/high-throughput", "kprod-bytes+metrics/high-throughput"}
+
 // profile takes CPU profiles of kprod and raw franz-go sending the same
-// records with the high-throughput preset, and diffs them with pprof.
+// records (profileCases), and diffs them with pprof.
 func profile(ctx context.Context, self string, admin *kadm.Client, base Spec, o options, run *Run) error {
 	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 		return err
@@ -400,7 +430,7 @@ func profile(ctx context.Context, self string, admin *kadm.Client, base Spec, o 
 	// decide the diff.
 	files := map[string][]string{}
 	for i := range 3 {
-		for _, c := range []string{"franz-go/high-throughput", "kprod-bytes/high-throughput"} {
+		for _, c := range profileCases {
 			s := base
 			s.Case, s.Mode, s.Records = c, modeThroughput, o.records
 			client, _ := splitCase(c)
@@ -427,6 +457,7 @@ func profile(ctx context.Context, self string, admin *kadm.Client, base Spec, o 
 		}
 		for _, f := range fs {
 			_ = os.Remove(f)
+			_ = os.Remove(f + ".allocs")
 		}
 		merged[client] = out
 	}
@@ -439,9 +470,11 @@ func profile(ctx context.Context, self string, admin *kadm.Client, base Spec, o 
 		return string(out)
 	}
 	run.ProfileRecs = o.records
-	run.ProfileDiff = top("-diff_base", merged["franz-go"], merged["kprod-bytes"])
-	run.ProfileKprd = top(merged["kprod-bytes"])
-	run.ProfileFrnz = top(merged["franz-go"])
+	fr, _ := splitCase(profileCases[0])
+	kp, _ := splitCase(profileCases[1])
+	run.ProfileDiff = top("-diff_base", merged[fr], merged[kp])
+	run.ProfileKprd = top(merged[kp])
+	run.ProfileFrnz = top(merged[fr])
 	return nil
 }
 

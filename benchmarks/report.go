@@ -34,7 +34,17 @@ var configDoc = map[string]string{
 	"confluent/best":              "librdkafka 2.11.1 (bundled): `enable.idempotence=true`, acks=all, `linger.ms=5`, `batch.size=1000000`, lz4, `queue.buffering.max.messages=100000`, `queue.buffering.max.kbytes=65536`, `max.in.flight=5`, `murmur2_random`, `go.delivery.report.fields=none`; `Produce(msg, nil)` + `Events()` (probed: a 1M-message queue, `batch.num.messages=100000`, no compression or snappy were slower; linger 1–20 ms within noise)",
 	"confluent/reliable":          "as confluent/best but snappy (kprod reliable's codec; the queue limits equal kprod reliable's 100k records / 64 MiB buffer)",
 	"confluent/latency":           "`linger.ms=0`, no compression, idempotent, acks=all; `Produce` with a delivery channel, wait for each",
+
+	// The pair section's own cases (each pair preset).
+	"franz-go+kprom/<preset>":      "**production setup, franz-go side**: raw kgo client from the preset's `ClientOpts()` plus `kgo.WithHooks(kprom.NewMetrics(...))` on its own `prometheus.NewRegistry()`, with the request-duration and throttle histograms kprod's metrics enable (classic buckets); one shared promise observes `time.Since(r.Timestamp)` in a per-topic `prometheus.HistogramVec` (kprod's default send-latency buckets) and increments a per-topic sent counter, or a per-topic failed counter; the per-topic series resolved once (franz-go calls promises one at a time)",
+	"kprod-err+metrics/<preset>":   "**production setup**: the preset with `m.Instrument(cfg)`, `m` from `metrics.New(prometheus.NewRegistry())`; `SendAsyncErr`",
+	"kprod-bytes+metrics/<preset>": "as kprod-err+metrics, through `SendAsync` (a `Result` per record to the callback)",
+	"franz-go+result/<preset>":     "raw franz-go doing per record what kprod does to report a `SendAsync` record: the record wrapped with its callback and send time in one allocation, the wrapper as the record's context (the promise finds it with a type assertion), a `kafkaproducer.Result` with the latency built in the promise and passed to the callback",
 }
+
+// pairOnlyCases name the cases that run in the pair section only, in the
+// configuration table.
+var pairOnlyCases = []string{"franz-go+kprom/<preset>", "kprod-err+metrics/<preset>", "kprod-bytes+metrics/<preset>", "franz-go+result/<preset>"}
 
 // agg is the median of one case's rounds.
 type agg struct {
@@ -136,7 +146,7 @@ func writeReport(run *Run, o options) error {
 	p("- **Latency**: sequential sends, one record at a time, each waited for (kprod `Send`, franz-go `ProduceSync`, sarama `SyncProducer`, kafka-go synchronous `WriteMessages`, confluent `Produce` + delivery channel), timed around the call; %s sends or %s, whichever first. p50/p99 nearest rank.\n", commas(run.Seq), "6 s")
 	p("- **Rounds**: %d rounds; in each, every case runs once, in the same order (interleaved, so a noisy minute hits all cases alike). Tables give the **median** of the rounds, and for throughput the min–max of records/s.\n", roundsIn(run.Results, "throughput"))
 	if run.PairRounds > 0 {
-		p("- **Pairs**: the kprod-to-franz-go targets come from a section of their own: %d rounds, each running franz-go, franz-go+result, kprod-bytes and kprod-err back to back for each preset. A run of the same binary varies by about ±15%% on this machine (CPU per record and records/s move together: the client uses all the CPU it gets), so the ratio is taken within each round and the median of the rounds reported, with the median's distribution-free 95%% confidence interval (from the binomial distribution of the ratios' ranks) and the range of the rounds.\n", run.PairRounds)
+		p("- **Pairs**: the kprod-to-franz-go targets come from a section of their own: %d rounds, each running %s back to back for each of the %s presets, every run a fresh process on a recreated topic, as above. A run of the same binary varies by about ±15%% on this machine (CPU per record and records/s move together: the client uses all the CPU it gets), so the ratio is taken within each round and the median of the rounds reported, with the median's distribution-free 95%% confidence interval (from the binomial distribution of the ratios' ranks) and the range of the rounds.\n", run.PairRounds, strings.Join(pairClients, ", "), strings.Join(pairPresets, " and "))
 	}
 	p("\n")
 
@@ -145,6 +155,9 @@ func writeReport(run *Run, o options) error {
 		p("| %s | %s |\n", c, configDoc[c])
 	}
 	for _, c := range []string{"sarama/latency", "kafka-go/latency", "confluent/latency"} {
+		p("| %s | %s |\n", c, configDoc[c])
+	}
+	for _, c := range pairOnlyCases {
 		p("| %s | %s |\n", c, configDoc[c])
 	}
 	p("\nThe *best* configurations were chosen by trying each client's throughput knobs on this broker (compression none/snappy/lz4, linger or flush frequency 1–5 ms, batch limits, and for kafka-go the number of messages per call); the *reliable* ones copy kprod's reliable preset wherever the client has the setting.\n\n")
@@ -175,8 +188,10 @@ func writeReport(run *Run, o options) error {
 	tuneSection(&b, as, run)
 
 	if run.ProfileDiff != "" {
-		p("## CPU profile: kprod bytes sends against raw franz-go\n\n")
-		p("`runtime/pprof` CPU profiles of three %s-record high-throughput runs each, interleaved and merged (profiles in `benchmarks/profiles/`, rerun `go tool pprof -top -diff_base benchmarks/profiles/franz-go.pprof benchmarks/profiles/kprod-bytes.pprof`). Positive flat values are CPU kprod spends that franz-go does not; profile sampling on a shared machine is noisy, so small entries (under ~1%% of total) are within noise.\n\n", commas(run.ProfileRecs))
+		base, _ := splitCase(profileCases[0])
+		kp, _ := splitCase(profileCases[1])
+		p("## CPU profile: the production setup, %s against %s\n\n", profileCases[1], profileCases[0])
+		p("`runtime/pprof` CPU profiles of three %s-record runs each, interleaved and merged (profiles in `benchmarks/profiles/`, rerun `go tool pprof -top -diff_base benchmarks/profiles/%s.pprof benchmarks/profiles/%s.pprof`; a `kbench -child` spec with a `cpu_profile` also writes that run's allocation profile beside it). Positive flat values are CPU kprod spends that franz-go does not; profile sampling on a shared machine is noisy, so small entries (under ~1%% of total) are within noise.\n\n", commas(run.ProfileRecs), base, kp)
 		p("<details><summary>pprof -diff_base (kprod minus franz-go), top 40</summary>\n\n```\n%s```\n</details>\n\n", trimPprof(run.ProfileDiff))
 		p("<details><summary>kprod profile, top 40</summary>\n\n```\n%s```\n</details>\n\n", trimPprof(run.ProfileKprd))
 		p("<details><summary>franz-go profile, top 40</summary>\n\n```\n%s```\n</details>\n\n", trimPprof(run.ProfileFrnz))
@@ -185,7 +200,7 @@ func writeReport(run *Run, o options) error {
 	if notes, err := os.ReadFile(o.notes); err == nil {
 		p("## Analysis\n\nWritten by hand from the run above (`benchmarks/notes.md`); if you rerun the script, check that it still matches the tables.\n\n%s\n", strings.TrimSpace(string(notes)))
 	}
-	p("\n## Reproduce\n\n```sh\nscripts/bench-compare.sh                 # everything: 5-9 minutes on 2 cores (4m52s and 8m38s measured, builds cached)\nBENCH_ARGS='-rounds 1 -records 200000' scripts/bench-compare.sh   # a quick look\n(cd benchmarks && go run . -render)   # rewrite this page and the chart from results.json\n```\n\nRaw per-round results are in `benchmarks/results.json`.\n")
+	p("\n## Reproduce\n\n```sh\nscripts/bench-compare.sh                 # everything: about 10 minutes on 2 cores (9m54s measured, builds cached)\nBENCH_ARGS='-sections pair' scripts/bench-compare.sh              # the targets only (about 5 minutes), other sections kept\nBENCH_ARGS='-rounds 1 -records 200000' scripts/bench-compare.sh   # a quick look\n(cd benchmarks && go run . -render)   # rewrite this page and the chart from results.json\n```\n\nRaw per-round results are in `benchmarks/results.json`.\n")
 	return os.WriteFile(o.md, []byte(b.String()), 0o644)
 }
 
@@ -308,53 +323,90 @@ func judge(med, lo, hi, target float64, atLeast bool) string {
 	return verdict(met)
 }
 
+// A target compares a kprod case with a raw franz-go case, preset by
+// preset: from the pair section's per-round ratios where it ran.
+type target struct {
+	num, numName, den, denName string
+	// minRate and maxCPU are the targets for records/s and CPU per
+	// record; zero means reported, not judged.
+	minRate, maxCPU float64
+}
+
+// prodTargets are the production setup's targets (issue #19): kprod with
+// metrics.Instrument against raw franz-go with kprom and a prometheus
+// promise.
+var prodTargets = []target{
+	{"kprod-err+metrics", "kprod `SendAsyncErr` + metrics", "franz-go+kprom", "franz-go + kprom", 0.95, 1.05},
+	{"kprod-bytes+metrics", "kprod `SendAsync` + metrics", "franz-go+kprom", "franz-go + kprom", 0.95, 1.05},
+}
+
+// bareTargets compare sends without hooks: like for like, SendAsyncErr
+// with a franz-go promise that sees the error, SendAsync with franz-go
+// building the same Result; SendAsync against a bare promise is the price
+// of the Result, reported.
+var bareTargets = []target{
+	{"kprod-err", "kprod bytes `SendAsyncErr`", "franz-go", "franz-go", 0.97, 1.05},
+	{"kprod-bytes", "kprod bytes `SendAsync`", "franz-go+result", "`franz-go+result`", 0.95, 1.05},
+	{"kprod-bytes", "kprod bytes `SendAsync`", "franz-go", "franz-go", 0, 0},
+}
+
+// targetRow prints one target's two rows (records/s, CPU) for a preset,
+// and the allocation row when the throughput section has both cases.
+func targetRow(b *strings.Builder, as []agg, rs []Result, t target, preset string) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	judged := t.minRate > 0
+	f, fok := find(as, modeThroughput, t.den+"/"+preset, "")
+	k, kok := find(as, modeThroughput, t.num+"/"+preset, "")
+	pr := paired(rs, t.num+"/"+preset, t.den+"/"+preset)
+	var rateNote, cpuNote, rateVerdict, cpuVerdict string
+	switch {
+	case pr.N > 0:
+		rateNote = fmt.Sprintf("%.3f× [CI %.3f–%.3f; range %.2f–%.2f], %d pairs", pr.Rate, pr.RateLo, pr.RateHi, pr.RateMin, pr.RateMax, pr.N)
+		cpuNote = fmt.Sprintf("%.3f× [CI %.3f–%.3f; range %.2f–%.2f], %d pairs", pr.CPU, pr.CPULo, pr.CPUHi, pr.CPUMin, pr.CPUMax, pr.N)
+		rateVerdict = judge(pr.Rate, pr.RateLo, pr.RateHi, t.minRate, true)
+		cpuVerdict = judge(pr.CPU, pr.CPULo, pr.CPUHi, t.maxCPU, false)
+	case fok && kok:
+		rr, cr := k.RecPerSec/f.RecPerSec, k.CPU/f.CPU
+		rateNote = fmt.Sprintf("%.3f× (%s vs %s)", rr, commas(int(k.RecPerSec)), commas(int(f.RecPerSec)))
+		cpuNote = fmt.Sprintf("%.3f× (%.2f vs %.2f µs)", cr, k.CPU, f.CPU)
+		rateVerdict, cpuVerdict = verdict(rr >= t.minRate), verdict(cr <= t.maxCPU)
+	case judged:
+		// The case runs in the pair section only: say the target went
+		// unmeasured rather than leave it out.
+		rateNote, cpuNote = "not measured (the pair section did not run)", "not measured (the pair section did not run)"
+		rateVerdict, cpuVerdict = "**not measured**", "**not measured**"
+	default:
+		return
+	}
+	if judged {
+		p("| %s ≥ %.2f× %s records/s (%s) | %s | %s |\n", t.numName, t.minRate, t.denName, preset, rateNote, rateVerdict)
+		p("| %s ≤ %.2f× %s CPU/record (%s) | %s | %s |\n", t.numName, t.maxCPU, t.denName, preset, cpuNote, cpuVerdict)
+	} else {
+		p("| %s against %s, records/s (%s) | %s | reported: a `Result`'s price |\n", t.numName, t.denName, preset, rateNote)
+		p("| %s against %s, CPU/record (%s) | %s | reported: a `Result`'s price |\n", t.numName, t.denName, preset, cpuNote)
+	}
+	if t.den == "franz-go" && fok && kok {
+		p("| %s ≤ franz-go allocs/record + 1 (%s) | %.2f vs %.2f (%+.2f) | %s |\n", t.numName, preset, k.Allocs, f.Allocs, k.Allocs-f.Allocs, verdict(k.Allocs-f.Allocs <= 1.0))
+	}
+}
+
 func targets(b *strings.Builder, as []agg, rs []Result) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("The kprod-to-franz-go rows are the median of the pair section's per-round ratios where it ran, with the 95%% confidence interval of that median and the range of the rounds in brackets (otherwise ratios of the throughput medians); the others are ratios of medians. A median that misses its target while the target is inside its 95%% interval is marked *within noise*.\n\n")
-	p("The bytes targets are met by like-for-like sends: `SendAsyncErr` against raw franz-go (each reports a record's error), and `SendAsync` against `franz-go+result` (each builds a `Result` per record). `SendAsync` against raw franz-go is reported, not judged: its difference is the price of building a `Result` per record, which raw franz-go pays too (the table after this one).\n\n")
+	p("**Production setup** (issue #19): kprod's high-throughput and reliable presets with `metrics.Instrument`, as the metrics package documents it, against raw franz-go doing the same work: kprom on its own registry with the request histograms kprod enables, and a promise that observes each record's latency in a per-topic prometheus histogram and counts successes and failures per topic (`franz-go+kprom`, configurations above). Targets: at least 0.95× its records/s, at most 1.05× its CPU per record.\n\n")
 	p("| target | measured | result |\n|---|---|---|\n")
-	for _, preset := range []string{"high-throughput", "reliable", "low-latency"} {
-		// The throughput section's medians give the allocation rows, and
-		// the ratios when the pair section did not run.
-		f, fok := find(as, modeThroughput, "franz-go/"+preset, "")
-		for _, st := range []struct{ client, name, base, baseName string }{
-			{"kprod-err", "kprod bytes `SendAsyncErr`", "franz-go", "franz-go"},
-			{"kprod-bytes", "kprod bytes `SendAsync`", "franz-go+result", "`franz-go+result`"},
-			{"kprod-bytes", "kprod bytes `SendAsync`", "franz-go", "franz-go"},
-		} {
-			k, kok := find(as, modeThroughput, st.client+"/"+preset, "")
-			judged := !(st.client == "kprod-bytes" && st.base == "franz-go")
-			pr := paired(rs, st.client+"/"+preset, st.base+"/"+preset)
-			var rateNote, cpuNote, rateVerdict, cpuVerdict string
-			switch {
-			case pr.N > 0:
-				rateNote = fmt.Sprintf("%.3f× [CI %.3f–%.3f; range %.2f–%.2f], %d pairs", pr.Rate, pr.RateLo, pr.RateHi, pr.RateMin, pr.RateMax, pr.N)
-				cpuNote = fmt.Sprintf("%.3f× [CI %.3f–%.3f; range %.2f–%.2f], %d pairs", pr.CPU, pr.CPULo, pr.CPUHi, pr.CPUMin, pr.CPUMax, pr.N)
-				rateVerdict = judge(pr.Rate, pr.RateLo, pr.RateHi, 0.97, true)
-				cpuVerdict = judge(pr.CPU, pr.CPULo, pr.CPUHi, 1.05, false)
-			case st.base == "franz-go" && fok && kok:
-				rr, cr := k.RecPerSec/f.RecPerSec, k.CPU/f.CPU
-				rateNote = fmt.Sprintf("%.3f× (%s vs %s)", rr, commas(int(k.RecPerSec)), commas(int(f.RecPerSec)))
-				cpuNote = fmt.Sprintf("%.3f× (%.2f vs %.2f µs)", cr, k.CPU, f.CPU)
-				rateVerdict, cpuVerdict = verdict(rr >= 0.97), verdict(cr <= 1.05)
-			case judged && kok:
-				// franz-go+result runs in the pair section only: say the
-				// target went unmeasured rather than leave it out.
-				rateNote, cpuNote = "not measured (the pair section did not run)", "not measured (the pair section did not run)"
-				rateVerdict, cpuVerdict = "**not measured**", "**not measured**"
-			default:
-				continue
-			}
-			if judged {
-				p("| %s ≥ 0.97× %s records/s (%s) | %s | %s |\n", st.name, st.baseName, preset, rateNote, rateVerdict)
-				p("| %s ≤ 1.05× %s CPU/record (%s) | %s | %s |\n", st.name, st.baseName, preset, cpuNote, cpuVerdict)
-			} else {
-				p("| %s against %s, records/s (%s) | %s | reported: a `Result`'s price |\n", st.name, st.baseName, preset, rateNote)
-				p("| %s against %s, CPU/record (%s) | %s | reported: a `Result`'s price |\n", st.name, st.baseName, preset, cpuNote)
-			}
-			if st.base == "franz-go" && fok && kok {
-				p("| %s ≤ franz-go allocs/record + 1 (%s) | %.2f vs %.2f (%+.2f) | %s |\n", st.name, preset, k.Allocs, f.Allocs, k.Allocs-f.Allocs, verdict(k.Allocs-f.Allocs <= 1.0))
-			}
+	for _, preset := range pairPresets {
+		for _, t := range prodTargets {
+			targetRow(b, as, rs, t, preset)
+		}
+	}
+	p("\n")
+	prodTable(b, rs)
+	p("**Bare sends** (no hooks). The targets are like for like: `SendAsyncErr` against raw franz-go (each reports a record's error; at least 0.97×, at most 1.05×), and `SendAsync` against `franz-go+result` (each builds a `Result` per record; at least 0.95× records/s, at most 1.05× CPU). `SendAsync` against raw franz-go is reported, not judged: its difference is the price of building a `Result` per record, which raw franz-go pays too (the table after the next one).\n\n")
+	p("| target | measured | result |\n|---|---|---|\n")
+	for _, preset := range pairPresets {
+		for _, t := range bareTargets {
+			targetRow(b, as, rs, t, preset)
 		}
 	}
 	if ht, ok := find(as, modeThroughput, "kprod-bytes/high-throughput", ""); ok {
@@ -398,6 +450,36 @@ func targets(b *strings.Builder, as []agg, rs []Result) {
 	}
 }
 
+// prodTable prints the production setup's cases side by side: the
+// medians of the pair section's rounds.
+func prodTable(b *strings.Builder, rs []Result) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	var pair []Result
+	for _, r := range rs {
+		if r.Variant == pairVariant {
+			pair = append(pair, r)
+		}
+	}
+	as := aggregate(pair)
+	var rows []string
+	for _, preset := range pairPresets {
+		for _, c := range []string{"franz-go+kprom", "kprod-err+metrics", "kprod-bytes+metrics", "franz-go", "kprod-err"} {
+			if a, ok := find(as, modeThroughput, c+"/"+preset, pairVariant); ok {
+				rows = append(rows, fmt.Sprintf("| %s | %s | %.3f | %.2f | %.0f | %.0f |\n", a.Case, commas(int(a.RecPerSec)), a.CPU, a.Allocs, a.Bytes, a.GCs))
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("The same cases' medians over the pair section's rounds (absolute figures move with the machine's load; the ratios above are paired):\n\n")
+	p("| case | records/s | CPU µs/record | allocs/record | B/record | GCs |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		p("%s", r)
+	}
+	p("\n")
+}
+
 // resultCost prices kprod's per-record Result: raw franz-go doing only
 // what kprod does to report each record (franz-go+result), against raw
 // franz-go and against kprod, from the pair section.
@@ -416,7 +498,7 @@ func resultCost(b *strings.Builder, rs []Result) {
 	if len(rows) == 0 {
 		return
 	}
-	p("\n**What a per-record Result costs raw franz-go** (pair section, median of per-round ratios [range]). `franz-go+result` is raw franz-go doing per record only what kprod does to report it: the record wrapped with its callback and send time in one allocation, a `kafkaproducer.Result` built from the record in the promise, the callback called, the completion counted with an atomic add. No checks, no latency, no safe close.\n\n")
+	p("\n**What a per-record Result costs raw franz-go** (pair section, median of per-round ratios [range]). `franz-go+result` is raw franz-go doing per record only what kprod does to report it: the record wrapped with its callback and send time in one allocation, the wrapper found from the record's context, a `kafkaproducer.Result` built from the record and its latency in the promise, the callback called. No checks, no buffer bound of its own, no safe close.\n\n")
 	p("| preset | franz-go+result / franz-go records/s | CPU/record | kprod / franz-go+result records/s | CPU/record |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		p("%s", r)

@@ -262,7 +262,8 @@ func TestTargetsWithoutPairSection(t *testing.T) {
 	out := targetRows(rs)
 	for _, want := range []string{
 		"| kprod bytes `SendAsyncErr` ≥ 0.97× franz-go records/s (high-throughput) | 0.980× (98 vs 100) | **met** |",
-		"| kprod bytes `SendAsync` ≥ 0.97× `franz-go+result` records/s (high-throughput) | not measured (the pair section did not run) | **not measured** |",
+		"| kprod bytes `SendAsync` ≥ 0.95× `franz-go+result` records/s (high-throughput) | not measured (the pair section did not run) | **not measured** |",
+		"| kprod `SendAsyncErr` + metrics ≥ 0.95× franz-go + kprom records/s (high-throughput) | not measured (the pair section did not run) | **not measured** |",
 		"| kprod bytes `SendAsync` against franz-go, CPU/record (high-throughput) | 1.100× (1.10 vs 1.00 µs) | reported",
 		"| kprod bytes `SendAsync` ≤ franz-go allocs/record + 1 (high-throughput)",
 	} {
@@ -278,15 +279,20 @@ func TestTargetsFromPairSectionOnly(t *testing.T) {
 		for _, c := range []struct {
 			name string
 			rate float64
-		}{{"franz-go", 100}, {"franz-go+result", 92}, {"kprod-bytes", 91}, {"kprod-err", 99}} {
+		}{{"franz-go", 100}, {"franz-go+result", 92}, {"kprod-bytes", 91}, {"kprod-err", 99},
+			{"franz-go+kprom", 90}, {"kprod-err+metrics", 84}, {"kprod-bytes+metrics", 88}} {
 			rs = append(rs, Result{Case: c.name + "/reliable", Mode: modeThroughput, Variant: pairVariant, Round: round, RecPerSec: c.rate, CPUus: 100 / c.rate})
 		}
 	}
 	out := targetRows(rs)
 	for _, want := range []string{
 		"| kprod bytes `SendAsyncErr` ≥ 0.97× franz-go records/s (reliable) | 0.990× [CI",
-		"| kprod bytes `SendAsync` ≥ 0.97× `franz-go+result` records/s (reliable) | 0.989× [CI",
+		"| kprod bytes `SendAsync` ≥ 0.95× `franz-go+result` records/s (reliable) | 0.989× [CI",
 		"| kprod bytes `SendAsync` against franz-go, records/s (reliable) | 0.910× [CI",
+		"| kprod `SendAsyncErr` + metrics ≥ 0.95× franz-go + kprom records/s (reliable) | 0.933× [CI",
+		"| kprod `SendAsyncErr` + metrics ≤ 1.05× franz-go + kprom CPU/record (reliable) | 1.071× [CI",
+		"| kprod `SendAsync` + metrics ≥ 0.95× franz-go + kprom records/s (reliable) | 0.978× [CI",
+		"| kprod-err+metrics/reliable | 84 | 1.190 |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing row %q in:\n%s", want, out)

@@ -3,7 +3,11 @@
 # cmd/kfake-broker and the benchmarks/ module (kbench), starts the broker in
 # its own process on 127.0.0.1, runs every case (3 interleaved rounds, 40 for the franz-go pairs), stops
 # the broker, and writes docs/BENCHMARKS.md and docs/benchmarks.svg.
-# 5-9 minutes on 2 cores once built (4m52s and 8m38s measured, with the machine's load; the first cgo build of librdkafka adds a minute or two).
+# About 10 minutes on 2 cores once built (9m54s measured with a load average of 2-5 from other work;
+# the pair section, 40 rounds of 14 runs, is half of it; the first cgo build of librdkafka adds a minute or two).
+# A/B of two builds (say, a changed core in a scratch worktree), without rewriting the report:
+#   (cd benchmarks && go build -o /tmp/kbench-b .)   # in the other tree, then, with a broker running:
+#   kbench -brokers 127.0.0.1:39092 -ab /tmp/kbench-b -ab-cases kprod-err+metrics/high-throughput -pair-rounds 30 -results /tmp/ab.json
 #
 #   scripts/bench-compare.sh
 #   BENCH_ARGS='-rounds 1 -records 200000' scripts/bench-compare.sh   # quick look
