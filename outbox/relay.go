@@ -249,6 +249,7 @@ func (r *Relay) lead(ctx context.Context, epoch int64, log *zap.Logger) error {
 			return errors.New("outbox: lease could not be renewed")
 		}
 		if len(rows) == 0 {
+			r.setErr(nil) // caught up: whatever failed before is behind us
 			select {
 			case <-leadCtx.Done():
 			case <-r.wake:
