@@ -15,17 +15,27 @@ import (
 //
 // The count is also what Close waits on: every admitted record leaves
 // through release, after its callback returned.
+//
+// Senders add to in and franz-go's promise goroutine adds to out, each on
+// a cache line of its own: what is buffered is in minus out. A counter
+// both sides wrote would move its cache line between cores twice per
+// record.
 type gate struct {
 	maxRecords, maxBytes int64 // maxBytes 0: no byte limit
 
-	records atomic.Int64 // admitted and not yet released
-	bytes   atomic.Int64
+	_   cacheLinePad
+	in  counts // admitted, ever (less admissions taken back)
+	_   cacheLinePad
+	out counts // released, ever
+	_   cacheLinePad
+
 	waiters atomic.Int32 // callers blocked in take
 
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced when room is freed
 
-	closing   chan struct{} // closed by close: no more admissions, waiters give up
+	shut      atomic.Bool   // set by close: no more admissions
+	closing   chan struct{} // closed by close: waiters give up
 	closeOnce sync.Once
 	drained   chan struct{} // closed once closing and no record is left
 	drainOnce sync.Once
@@ -53,7 +63,7 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 	// Our count, added and taken back, may have kept out a waiter
 	// that looked meanwhile: let the waiters look again.
 	g.wakeWaiters()
-	if g.isShut() {
+	if g.shut.Load() {
 		return ErrClosed
 	}
 	if !block {
@@ -72,7 +82,7 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 		}
 		wake := g.wake
 		g.mu.Unlock()
-		if g.isShut() {
+		if g.shut.Load() {
 			return ErrClosed
 		}
 		select {
@@ -88,28 +98,42 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 // tryTake admits the records if they fit and the gate is open. The
 // caller wakes the waiters when it fails (see take).
 func (g *gate) tryTake(n, size int64) bool {
-	r := g.records.Add(n)
-	b := g.bytes.Add(size)
-	if r <= g.maxRecords && (g.maxBytes == 0 || b <= g.maxBytes) && !g.isShut() {
+	fits := g.in.records.Add(n)-g.out.records.Load() <= g.maxRecords
+	if g.maxBytes > 0 {
+		fits = g.in.bytes.Add(size)-g.out.bytes.Load() <= g.maxBytes && fits
+	}
+	if fits && !g.shut.Load() {
 		return true
 	}
-	g.settle(n, size)
+	// Taken back: not a release, so the in side undoes it.
+	g.in.records.Add(-n)
+	if g.maxBytes > 0 {
+		g.in.bytes.Add(-size)
+	}
+	g.noteDrained()
 	return false
 }
 
 // release ends what take started for n records of size bytes in all,
 // once their outcomes are reported.
 func (g *gate) release(n, size int64) {
-	g.settle(n, size)
+	g.out.records.Add(n)
+	if g.maxBytes > 0 {
+		g.out.bytes.Add(size)
+	}
 	g.wakeWaiters()
+	g.noteDrained()
 }
 
-// settle takes n records and size bytes off the count, and notes when a
-// closing producer has none left.
-func (g *gate) settle(n, size int64) {
-	left := g.records.Add(-n)
-	g.bytes.Add(-size)
-	if left == 0 && g.isShut() {
+// buffered is how many records are admitted and not yet released.
+func (g *gate) buffered() int64 { return g.in.records.Load() - g.out.records.Load() }
+
+// noteDrained closes drained once the gate is closing and nothing is
+// left. Sequentially consistent atomics make it sound: an admission that
+// Close's look missed sees shut after its add and is taken back here, and
+// a release Close's look missed sees shut after its own add.
+func (g *gate) noteDrained() {
+	if g.shut.Load() && g.buffered() == 0 {
 		g.drainOnce.Do(func() { close(g.drained) })
 	}
 }
@@ -124,21 +148,21 @@ func (g *gate) wakeWaiters() {
 	g.mu.Unlock()
 }
 
-func (g *gate) isShut() bool {
-	select {
-	case <-g.closing:
-		return true
-	default:
-		return false
-	}
-}
-
 // close refuses new records, wakes the callers waiting for room, and
 // returns a channel closed once every admitted record was released.
 func (g *gate) close() <-chan struct{} {
-	g.closeOnce.Do(func() { close(g.closing) })
-	if g.records.Load() == 0 {
-		g.drainOnce.Do(func() { close(g.drained) })
-	}
+	g.closeOnce.Do(func() {
+		g.shut.Store(true)
+		close(g.closing)
+	})
+	g.noteDrained()
 	return g.drained
 }
+
+// counts is one side of the gate's tally.
+type counts struct {
+	records, bytes atomic.Int64
+}
+
+// cacheLinePad keeps the fields around it on separate cache lines.
+type cacheLinePad struct{ _ [64]byte }

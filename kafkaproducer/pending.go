@@ -19,22 +19,25 @@ import (
 // the pending record again from r.Context (pendingOf), without a map, a
 // closure per record or pointer arithmetic.
 type pending struct {
-	parent context.Context // the caller's ctx, for Value only
+	// The fields the promise reads for every record come first, on the
+	// cache line that also holds the head of kr (its key and value),
+	// which franz-go has just read: after kr they cost a cache miss per
+	// record on franz-go's one promise goroutine.
 
-	// Exactly one of these receives the outcome; all nil means nobody
-	// (Send and SendBatch read the Result themselves).
-	cb    func(Result)
-	errCb func(error)
-	typed resultReceiver
-
-	start time.Time // when the record was sent; also its timestamp when it had none
-	size  int64     // bytes counted against MaxBufferedBytes
-
-	idx        int32 // position in a SendBatch
+	// Exactly one of cb, errCb and typed receives the outcome; all nil
+	// means nobody (Send and SendBatch read the Result themselves).
+	cb         func(Result)
+	errCb      func(error)
+	start      int64 // when the record was sent: monotonic ns since the producer's epoch
+	size       int64 // bytes counted against MaxBufferedBytes
 	partitions int32 // set by the partitioner when an explicit partition is not in the topic
 	explicit   bool  // Record.PartitionSet
 
 	kr kgo.Record
+
+	parent context.Context // the caller's ctx, for Value only
+	typed  resultReceiver
+	idx    int32 // position in a SendBatch
 }
 
 // resultReceiver is a typed send's record in flight (typedPending), which

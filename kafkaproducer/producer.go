@@ -22,7 +22,8 @@ type Producer struct {
 	log     *zap.Logger
 	hooks   []Hook
 	manual  bool  // Partitioner is PartitionerManual
-	clock   clock // time.Now outside tests
+	clock   clock     // time.Now outside tests
+	epoch   time.Time // a reading of clock; pending.start counts from it
 	gate    *gate
 	promise func(*kgo.Record, error) // p.deliver, bound once rather than per record
 
@@ -33,6 +34,7 @@ type Producer struct {
 	closeErr    error
 
 	watch connWatch
+	acks  ackClock
 }
 
 // clock tells the time; tests replace it (zapcore.Clock is the model).
@@ -69,9 +71,14 @@ func New(cfg Config) (*Producer, error) {
 		clock:  systemClock{},
 		gate:   newGate(maxRecords, int64(cfg.MaxBufferedBytes)),
 	}
+	p.epoch = p.clock.Now()
 	p.promise = p.deliver
 	p.watch.p = p
+	p.acks.p = p
 	opts := cfg.kgoOpts(log.Named("kgo"))
+	if cfg.Acks != AcksNone {
+		opts = append(opts, kgo.WithHooks(&p.acks))
+	}
 	// The gate bounds the buffer (see gate): franz-go's own limits only
 	// back it up, one record over it while a promise finishes, and are
 	// never what a send waits on.
@@ -128,7 +135,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 	case res := <-out:
 		return res, res.Err
 	case <-ctx.Done():
-		res := p.unknownResult(ctx, &rec, pd.start)
+		res := p.unknownResult(ctx, &rec, p.startTime(pd))
 		return res, res.Err
 	}
 }
@@ -234,11 +241,12 @@ func notSent(ctx context.Context) error {
 // context, and the context it is produced with (see pending).
 func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record, size int64) {
 	pd.parent = ctx
-	pd.start = p.clock.Now()
+	now := p.clock.Now()
+	pd.start = int64(now.Sub(p.epoch))
 	pd.size = size
 	ts := rec.Timestamp
 	if ts.IsZero() {
-		ts = pd.start
+		ts = now
 	}
 	pd.kr = kgo.Record{
 		Topic:     rec.Topic,
@@ -253,6 +261,14 @@ func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record, size int6
 		pd.explicit = true
 		pd.kr.Partition = rec.Partition
 	}
+}
+
+// sinceEpoch reads the clock: monotonic nanoseconds since the epoch.
+func (p *Producer) sinceEpoch() int64 { return int64(p.clock.Now().Sub(p.epoch)) }
+
+// startTime is when pd's record was sent.
+func (p *Producer) startTime(pd *pending) time.Time {
+	return p.epoch.Add(time.Duration(pd.start))
 }
 
 func orBackground(ctx context.Context) context.Context {
@@ -360,10 +376,10 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 		switch {
 		case pd.errCb != nil:
 			pd.errCb(res.Err)
-		case pd.typed != nil:
-			pd.typed.receive(res)
 		case pd.cb != nil:
 			pd.cb(res)
+		case pd.typed != nil:
+			pd.typed.receive(res)
 		}
 	}
 	p.gate.release(1, pd.size) // after the callback: Close waits for callbacks too
@@ -375,7 +391,12 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 // a SendAsyncErr success without hooks; the caller then releases it, after
 // any callback.
 func (p *Producer) complete(pd *pending, err error) Result {
-	latency := p.clock.Now().Sub(pd.start)
+	var latency time.Duration
+	if err == nil {
+		latency = p.acks.latency(pd.start) // no clock read per record
+	} else {
+		latency = time.Duration(p.sinceEpoch() - pd.start)
+	}
 	if err != nil && errors.Is(err, kgo.ErrAborting) {
 		if ce := p.watch.last.Load(); ce != nil {
 			err = ce // the authentication or TLS failure behind the abort
@@ -533,7 +554,7 @@ func (p *Producer) sendChunk(ctx context.Context, recs []Record, pds []pending, 
 		}
 	case <-ctx.Done():
 		for _, i := range idx {
-			results[i] = p.unknownResult(ctx, &recs[i], pds[i].start)
+			results[i] = p.unknownResult(ctx, &recs[i], p.startTime(&pds[i]))
 		}
 	}
 }
@@ -630,7 +651,7 @@ func (p *Producer) close(ctx context.Context) error {
 	case <-drained:
 	case <-wait.Done():
 		late = true
-		n := p.gate.records.Load()
+		n := p.gate.buffered()
 		p.log.Error("close: records still unreported; their callbacks are late", zap.Int64("records", n))
 		if flushErr == nil {
 			flushErr = ctx.Err()
