@@ -21,7 +21,7 @@ type Producer struct {
 	cfg     Config
 	log     *zap.Logger
 	hooks   []Hook
-	manual  bool  // Partitioner is PartitionerManual
+	manual  bool      // Partitioner is PartitionerManual
 	clock   clock     // time.Now outside tests
 	epoch   time.Time // a reading of clock; pending.start counts from it
 	gate    *gate
