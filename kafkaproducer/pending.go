@@ -24,27 +24,35 @@ type pending struct {
 	// which franz-go has just read: after kr they cost a cache miss per
 	// record on franz-go's one promise goroutine.
 
-	// Exactly one of cb, errCb and typed receives the outcome; all nil
-	// means nobody (Send and SendBatch read the Result themselves).
-	cb         func(Result)
-	errCb      func(error)
+	// recv receives the outcome: a resultFunc (SendAsync, TrySend), an
+	// errFunc (SendAsyncErr), a typed send's typedPending, or nil
+	// (Send and SendBatch read the Result themselves).
+	recv       receiver
 	start      int64 // when the record was sent: monotonic ns since the producer's epoch
 	size       int64 // bytes counted against MaxBufferedBytes
 	partitions int32 // set by the partitioner when an explicit partition is not in the topic
+	idx        int32 // position in a SendBatch
 	explicit   bool  // Record.PartitionSet
 
 	kr kgo.Record
 
 	parent context.Context // the caller's ctx, for Value only
-	typed  resultReceiver
-	idx    int32 // position in a SendBatch
 }
 
-// resultReceiver is a typed send's record in flight (typedPending), which
-// embeds the pending record so a typed send allocates once.
-type resultReceiver interface {
+// receiver is what a record's outcome goes to.
+type receiver interface {
 	receive(Result)
 }
+
+// resultFunc is a SendAsync or TrySend callback.
+type resultFunc func(Result)
+
+func (f resultFunc) receive(r Result) { f(r) }
+
+// errFunc is a SendAsyncErr callback.
+type errFunc func(error)
+
+func (f errFunc) receive(r Result) { f(r.Err) }
 
 type pendingKey struct{}
 

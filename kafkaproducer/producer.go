@@ -167,7 +167,10 @@ func (p *Producer) produceSync(pd *pending) Result {
 // affects any other. A request context that ends when a handler returns
 // is fine to pass; its values (trace spans) travel with the record.
 func (p *Producer) SendAsync(ctx context.Context, rec Record, cb func(Result)) error {
-	pd := &pending{cb: cb}
+	pd := &pending{}
+	if cb != nil {
+		pd.recv = resultFunc(cb)
+	}
 	return p.sendAsync(ctx, pd, &rec, true)
 }
 
@@ -182,14 +185,17 @@ func (p *Producer) SendAsyncErr(ctx context.Context, rec Record, cb func(error))
 	if cb == nil {
 		cb = func(error) {}
 	}
-	pd := &pending{errCb: cb}
+	pd := &pending{recv: errFunc(cb)}
 	return p.sendAsync(ctx, pd, &rec, true)
 }
 
 // TrySend is SendAsync without blocking: when the buffer is full it fails
 // at once with ErrBufferFull (ClassRetriable) and cb is not called.
 func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) error {
-	pd := &pending{cb: cb}
+	pd := &pending{}
+	if cb != nil {
+		pd.recv = resultFunc(cb)
+	}
 	return p.sendAsync(ctx, pd, &rec, false)
 }
 
@@ -369,18 +375,10 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 		// model).
 		panic(fmt.Sprintf("kprod: promise called for a record kprod did not send (topic %q)", r.Topic))
 	}
-	if err == nil && pd.errCb != nil && len(p.hooks) == 0 {
-		pd.errCb(nil) // nobody reads a Result: build none
-	} else {
-		res := p.complete(pd, err)
-		switch {
-		case pd.errCb != nil:
-			pd.errCb(res.Err)
-		case pd.cb != nil:
-			pd.cb(res)
-		case pd.typed != nil:
-			pd.typed.receive(res)
-		}
+	if f, ok := pd.recv.(errFunc); ok && err == nil && len(p.hooks) == 0 {
+		f(nil) // nobody reads a Result: build none
+	} else if res := p.complete(pd, err); pd.recv != nil {
+		pd.recv.receive(res)
 	}
 	p.gate.release(1, pd.size) // after the callback: Close waits for callbacks too
 }

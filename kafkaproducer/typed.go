@@ -224,7 +224,7 @@ type typedPending[K, V any] struct {
 
 func newTypedPending[K, V any](rec TypedRecord[K, V], cb func(TypedResult[K, V])) *pending {
 	tp := &typedPending[K, V]{rec: rec, cb: cb}
-	tp.typed = tp
+	tp.recv = tp
 	return &tp.pending
 }
 
