@@ -20,8 +20,9 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 # Nested modules: kafkatest (for users) and integration_test (kprod's own
 # black-box suite); they hold testcontainers so the core module never does.
-# outbox holds the SQL drivers (pgx, modernc SQLite) for the same reason.
-NESTED    := kafkatest integration_test outbox
+# outbox holds the SQL drivers (pgx, modernc SQLite) for the same reason;
+# chaos is the fault campaign's driver (make chaos).
+NESTED    := kafkatest integration_test outbox chaos
 
 .PHONY: all test unit examples integration release-check bench-compare lint vet staticcheck fmt-check tidy-check deps-check cover bench demo clean doc-check license-check lint-next unit-next chaos chaos-short outbox
 
@@ -111,7 +112,7 @@ doc-check: $(REVIVE)
 	$(REVIVE) -config revive.toml -formatter plain $(PKGS)
 	for m in $(NESTED); do (cd $$m && $(REVIVE) -config ../revive.toml -formatter plain ./...) || exit 1; done
 
-## license-check: every package the root and kafkatest modules build with,
+## license-check: every package the root, kafkatest and outbox modules build with,
 ## tests included, is Apache-2.0, BSD, MIT or ISC (go-licenses; the list and
 ## why is in scripts/license-check.sh). Offline once modules are downloaded.
 $(GO_LICENSES):
