@@ -399,22 +399,51 @@ func imageContext(bin []byte) (io.Reader, error) {
 	return &buf, nil
 }
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago. The
-// container publishes its broker there for its whole life, so the
-// advertised address stays right across docker stop and start.
+// freePorts returns n distinct ports on 127.0.0.1 that were free a
+// moment ago. The container publishes its brokers there for its whole
+// life, so the advertised addresses stay right across docker stop and
+// start.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var ports []int
+	for range n { // held open together, so the n are distinct
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
-func publishOn(port int) testcontainers.CustomizeRequestOption {
+// publishOn publishes container port containerPort+i on 127.0.0.1:ports[i].
+func publishOn(ports ...int) testcontainers.CustomizeRequestOption {
 	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
-		hc.PortBindings = nat.PortMap{containerPort: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}}
+		hc.PortBindings = nat.PortMap{}
+		for i, p := range ports {
+			hc.PortBindings[kfakePort(i)] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: strconv.Itoa(p)}}
+		}
 	})
+}
+
+// kfakePort is broker i's port in the container: kfake-broker listens on
+// consecutive ports from the -listen port.
+func kfakePort(i int) nat.Port {
+	return nat.Port(strconv.Itoa(containerPort.Int()+i) + "/tcp")
 }
 
 // containerized is a broker in a container.
@@ -426,7 +455,56 @@ type containerized struct {
 	restartable bool // the published port survives docker stop/start
 }
 
-func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config) (*containerized, error) {
+// Where the broker's certificate and key go in the kfake-broker
+// container (FROM scratch: the copy creates the directory).
+const (
+	containerCertFile = "/etc/kfake-broker/tls/broker.crt"
+	containerKeyFile  = "/etc/kfake-broker/tls/broker.key"
+)
+
+// kfakeArgs are the kfake-broker flags for cfg and sec, its brokers
+// advertised on the host ports they are published on.
+func kfakeArgs(cfg *config, sec *security, hostPorts []int) []string {
+	advertised := make([]string, len(hostPorts))
+	for i, p := range hostPorts {
+		advertised[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	args := []string{
+		"-listen", "0.0.0.0:" + containerPort.Port(),
+		"-brokers", strconv.Itoa(len(hostPorts)),
+		// One address per broker: the host ports free at start are
+		// rarely consecutive.
+		"-advertise", strings.Join(advertised, ","),
+		"-data-dir", "/data",
+		"-log-level", "warn",
+		"-partitions", strconv.Itoa(int(cfg.partitions)),
+	}
+	if cfg.autoCreate {
+		args = append(args, "-auto-create-topics")
+	}
+	if sec != nil && sec.certPEM != nil {
+		args = append(args, "-tls-cert", containerCertFile, "-tls-key", containerKeyFile)
+	}
+	if sec != nil && sec.sasl != nil {
+		// A test cluster's password, visible in docker inspect
+		// while the container lives.
+		args = append(args, "-sasl", string(sec.sasl.Mechanism)+":"+sec.sasl.Username+":"+sec.sasl.Password)
+	}
+	return args
+}
+
+// kfakeFiles are the files copied into the container before it starts.
+func kfakeFiles(sec *security) []testcontainers.ContainerFile {
+	if sec == nil || sec.certPEM == nil {
+		return nil
+	}
+	return []testcontainers.ContainerFile{
+		{Reader: bytes.NewReader(sec.certPEM), ContainerFilePath: containerCertFile, FileMode: 0o644},
+		{Reader: bytes.NewReader(sec.keyPEM), ContainerFilePath: containerKeyFile, FileMode: 0o600},
+	}
+}
+
+func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config, sec *security) (*containerized, error) {
 	tag, err := kfakeImage()
 	if err != nil {
 		return nil, fmt.Errorf("kfake-broker image: %w", err)
@@ -435,26 +513,21 @@ func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config) (*conta
 	// start timeout is for starting the container.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.startTimeout)
 	defer cancel()
+	exposed := make([]string, cfg.brokers)
+	for i := range exposed {
+		exposed[i] = string(kfakePort(i))
+	}
 	var lastErr error
-	for range 3 { // a port taken between freePort and docker run: try another
-		port, err := freePort()
+	for range 3 { // a port taken between freePorts and docker run: try others
+		ports, err := freePorts(cfg.brokers)
 		if err != nil {
 			return nil, err
 		}
-		args := []string{
-			"-listen", "0.0.0.0:9092",
-			"-advertise", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			"-data-dir", "/data",
-			"-log-level", "warn",
-			"-partitions", strconv.Itoa(int(cfg.partitions)),
-		}
-		if cfg.autoCreate {
-			args = append(args, "-auto-create-topics")
-		}
 		ctr, err := testcontainers.Run(ctx, tag,
-			testcontainers.WithCmd(args...),
-			testcontainers.WithExposedPorts(string(containerPort)),
-			publishOn(port),
+			testcontainers.WithCmd(kfakeArgs(cfg, sec, ports)...),
+			testcontainers.WithFiles(kfakeFiles(sec)...),
+			testcontainers.WithExposedPorts(exposed...),
+			publishOn(ports...),
 			testcontainers.WithLabels(ownerLabels("kfake-broker")),
 			testcontainers.WithWaitStrategy(wait.ForLog("kfake-broker listening on").WithStartupTimeout(30*time.Second)),
 			testcontainers.WithLogger(tclog.TestLogger(t)),
@@ -467,7 +540,11 @@ func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config) (*conta
 			}
 			return nil, lastErr
 		}
-		return newContainerized(t, ctr, []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, true)
+		addrs := make([]string, len(ports))
+		for i, p := range ports {
+			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		}
+		return newContainerized(t, ctr, addrs, true)
 	}
 	return nil, lastErr
 }

@@ -235,7 +235,9 @@ func cannot(b Backend, cfg *config) string {
 		no = append(no, "RequireFaults ("+why+")")
 	}
 	switch b {
-	case BackendInProcess:
+	case BackendInProcess, BackendKfakeContainer:
+		// Every option: cmd/kfake-broker has a flag for each
+		// (-brokers, -tls-cert/-tls-key, -sasl, -auto-create-topics).
 		return ""
 	case BackendExternal:
 		if cfg.brokers > 1 {
@@ -253,7 +255,7 @@ func cannot(b Backend, cfg *config) string {
 		if len(no) > 0 {
 			return "cannot " + strings.Join(no, ", ") + " (not ours to configure)"
 		}
-	case BackendImage, BackendKfakeContainer:
+	case BackendImage:
 		if cfg.brokers > 1 {
 			no = append(no, "WithBrokers")
 		}
@@ -341,7 +343,7 @@ func startBackend(ctx context.Context, t testing.TB, b Backend, cfg *config) (*C
 		if err := probeDocker(ctx, cfg.dockerProbe); err != nil {
 			return nil, err
 		}
-		im, err = startKfakeContainer(ctx, t, cfg)
+		im, err = startKfakeContainer(ctx, t, cfg, sec)
 	case BackendInProcess:
 		im, err = startInProcess(t, cfg, sec)
 	}

@@ -70,9 +70,10 @@ func WithTopics(partitions int32, topics ...string) Option {
 // pulling a real one, waiting until it answers). Zero means 2 minutes.
 func WithStartTimeout(d time.Duration) Option { return func(c *config) { c.startTimeout = d } }
 
-// WithBrokers runs n brokers instead of 1 (in-process kfake only; the
-// other backends run one broker, and are passed over or skip). Topics are
-// created with the broker default replication factor, min(n, 3) on kfake.
+// WithBrokers runs n brokers instead of 1 (kfake, in-process or in the
+// kfake container, where one process serves n published ports; the image
+// and external backends are passed over or skip). Topics are created with
+// the broker default replication factor, min(n, 3) on kfake.
 func WithBrokers(n int) Option { return func(c *config) { c.brokers = n } }
 
 // WithAutoCreateTopics lets the broker create a topic the first time a
@@ -99,7 +100,9 @@ func WithBrokerConfig(configs map[string]string) Option {
 // WithTLS serves the cluster over TLS with a certificate authority and a
 // broker certificate (for 127.0.0.1 and localhost) generated in memory
 // for this cluster. Producer and Client trust it; Cluster.TLSConfig and
-// Cluster.CAFile give it to other clients. In-process kfake only.
+// Cluster.CAFile give it to other clients. In-process kfake and the kfake
+// container (the certificate and key are copied into it); the image and
+// external backends are passed over or skip.
 func WithTLS() Option { return func(c *config) { c.tls = true } }
 
 // SASL is the mechanism and the credentials a cluster requires.
@@ -115,7 +118,10 @@ type SASL struct {
 // mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512); the user is a
 // superuser. Empty Username and Password mean "kafkatest" and a random
 // password. Producer and Client log in with it; Cluster.SASL returns it.
-// In-process kfake only. Combine with WithTLS for SASL_SSL.
+// In-process kfake and the kfake container (which gets the credentials on
+// its command line: they show in docker inspect while it runs); the image
+// and external backends are passed over or skip. Combine with WithTLS for
+// SASL_SSL.
 func WithSASL(s SASL) Option {
 	return func(c *config) { c.sasl = &s }
 }

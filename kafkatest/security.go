@@ -30,7 +30,10 @@ type security struct {
 	server *tls.Config // the broker's
 	client *tls.Config // trusts the cluster's CA
 	caFile string
-	sasl   *SASL
+	// certPEM and keyPEM are the broker's certificate and key, for a
+	// broker in a container, which reads them from files.
+	certPEM, keyPEM []byte
+	sasl            *SASL
 }
 
 func newSecurity(t testing.TB, cfg *config) (*security, error) {
@@ -44,6 +47,7 @@ func newSecurity(t testing.TB, cfg *config) (*security, error) {
 			return nil, fmt.Errorf("WithTLS: %w", err)
 		}
 		s.server, s.client = ca.server, ca.client
+		s.certPEM, s.keyPEM = ca.certPEM, ca.keyPEM
 		s.caFile = filepath.Join(t.TempDir(), "kafkatest-ca.pem")
 		if err := os.WriteFile(s.caFile, ca.caPEM, 0o600); err != nil {
 			return nil, fmt.Errorf("WithTLS: %w", err)
@@ -142,8 +146,8 @@ func (c *Cluster) SASL() *SASL {
 }
 
 type certificates struct {
-	server, client *tls.Config
-	caPEM          []byte
+	server, client         *tls.Config
+	caPEM, certPEM, keyPEM []byte
 }
 
 // newCertificates makes a CA and a broker certificate signed by it for
@@ -189,6 +193,10 @@ func newCertificates() (*certificates, error) {
 	if err != nil {
 		return nil, err
 	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
 	return &certificates{
@@ -196,7 +204,9 @@ func newCertificates() (*certificates, error) {
 			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
 			MinVersion:   tls.VersionTLS12,
 		},
-		client: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		caPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		client:  &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		caPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}, nil
 }
