@@ -234,3 +234,46 @@ func TestHungBrokerEndsWithinDeliveryTimeout(t *testing.T) {
 		t.Errorf("Send took %v, want about DeliveryTimeout (%v)", took, cfg.DeliveryTimeout)
 	}
 }
+
+// TestBatchLargerThanTheBuffer: a SendBatch of more records than the
+// buffer holds gets in a quarter of the buffer at a time while other
+// senders keep the buffer busy, and every record of both is delivered.
+func TestBatchLargerThanTheBuffer(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	cfg := presets.LowLatency()
+	cfg.MaxBufferedRecords = 16
+	p := testkit.Producer(t, c, cfg)
+	ctx := testkit.Ctx(t, 60*time.Second)
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 2000 {
+			wg.Add(1)
+			if err := p.SendAsync(ctx, kafkaproducer.Record{Topic: "orders", Value: fmt.Appendf(nil, "async-%d", i)}, func(r kafkaproducer.Result) {
+				defer wg.Done()
+				if r.Err != nil {
+					failed.Add(1)
+				}
+			}); err != nil {
+				wg.Done()
+				failed.Add(1)
+			}
+		}
+	}()
+	recs := make([]kafkaproducer.Record, 100)
+	for i := range recs {
+		recs[i] = kafkaproducer.Record{Topic: "orders", Value: fmt.Appendf(nil, "batch-%d", i)}
+	}
+	if err := p.SendBatch(ctx, recs).FirstErr(); err != nil {
+		t.Fatalf("SendBatch: %v", err)
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d async records failed", failed.Load())
+	}
+	if got := testkit.ConsumeAll(t, c.ListenAddrs(), "orders", 10*time.Second); len(got) != 2100 {
+		t.Errorf("read back %d records, want 2100", len(got))
+	}
+}

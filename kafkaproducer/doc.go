@@ -35,8 +35,8 @@
 // context no longer affects it or any other record: Send and SendBatch
 // return at once with an error wrapping ErrOutcomeUnknown (ClassCanceled
 // or ClassTimeout) and the record goes on, its real outcome reaching the
-// hooks (metrics) and, if it fails, Close's report. Context values (trace
-// spans) travel with the record.
+// hooks (metrics); Close waits for it. Context values (trace spans) travel
+// with the record.
 //
 // # Concurrency
 //

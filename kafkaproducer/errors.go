@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -324,12 +323,17 @@ func isTLSError(err error) bool {
 // defaultBatchMaxBytes is franz-go's BatchMaxBytes when it is zero.
 const defaultBatchMaxBytes = 1_000_012
 
+// batchOverhead bounds what a batch of one record adds to the record's
+// key, value and headers: the batch header (61 bytes) and the record's
+// own framing (a few varints and the header keys' lengths).
+const batchOverhead = 1024
+
 // explain says what to do about a missing topic, and names the limit
-// behind a MESSAGE_TOO_LARGE: franz-go refuses a
-// record that cannot fit in one batch of BatchMaxBytes before sending it,
-// with the same error a broker gives for a batch over the topic's
-// max.message.bytes. franz-go's own refusal reports only the uncompressed
-// size; a broker's also reports the compressed one.
+// behind a MESSAGE_TOO_LARGE. franz-go refuses a record that cannot fit in
+// one batch of BatchMaxBytes before sending it, with the same error a
+// broker gives for a batch over the topic's max.message.bytes; a record
+// within a batchOverhead of BatchMaxBytes or over it hit the producer's
+// own limit.
 func (c *Config) explain(r *kgo.Record, err error) error {
 	if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
 		if c.AutoCreateTopics {
@@ -344,12 +348,12 @@ func (c *Config) explain(r *kgo.Record, err error) error {
 	for _, h := range r.Headers {
 		size += int64(len(h.Key) + len(h.Value))
 	}
-	if strings.Contains(err.Error(), ", compressed_bytes=") {
-		return fmt.Errorf("the broker refused the batch holding this record (%d bytes of key, value and headers) as larger than the topic's max.message.bytes: raise the topic's max.message.bytes or send smaller records: %w", size, err)
-	}
 	limit := c.BatchMaxBytes
 	if limit == 0 {
 		limit = defaultBatchMaxBytes
+	}
+	if size+batchOverhead < int64(limit) {
+		return fmt.Errorf("the broker refused the batch holding this record (%d bytes of key, value and headers) as larger than the topic's max.message.bytes: raise the topic's max.message.bytes or send smaller records: %w", size, err)
 	}
 	return fmt.Errorf("the record (%d bytes of key, value and headers) does not fit in one batch of BatchMaxBytes (%d), the producer's own limit; raise Config.BatchMaxBytes (and the topic's max.message.bytes, which the broker enforces) or send a smaller record: %w", size, limit, err)
 }

@@ -57,7 +57,9 @@ func newGate(maxRecords, maxBytes int64) *gate {
 // ErrClosed once the producer is closing. n and size must fit the limits
 // (Producer checks).
 func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
-	if g.tryTake(n, size) {
+	// While callers wait for room, newcomers queue behind them rather
+	// than take the room a release frees for a waiter.
+	if g.waiters.Load() == 0 && g.tryTake(n, size) {
 		return nil
 	}
 	// Our count, added and taken back, may have kept out a waiter

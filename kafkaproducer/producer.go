@@ -115,8 +115,10 @@ func (p *Producer) Client() *kgo.Client { return p.cl }
 // not sent and Send returns ctx's error. If ctx ends after that, Send
 // returns at once with an error wrapping ErrOutcomeUnknown and ctx's error
 // (ClassCanceled or ClassTimeout), while the record goes on: its real
-// outcome reaches the hooks (metrics) and, if it fails, Close's report.
-// ctx's values (trace spans) travel with the record.
+// outcome reaches the hooks (metrics), and Close waits for it. Only the
+// hooks see that outcome; to act on it, use SendAsync with a ctx that
+// bounds only the wait for buffer space. ctx's values (trace spans)
+// travel with the record.
 func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 	ctx = orBackground(ctx)
 	pd := new(pending)
@@ -494,7 +496,11 @@ func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
 			results[i] = p.refuse(*rec, err)
 			continue
 		}
-		if int64(len(chunk)) == p.gate.maxRecords || (p.gate.maxBytes > 0 && chunkBytes+size > p.gate.maxBytes) {
+		// A chunk takes at most a quarter of the buffer, so it gets in
+		// while other senders keep the buffer busy.
+		full := int64(len(chunk)) >= max(p.gate.maxRecords/4, 1) ||
+			(p.gate.maxBytes > 0 && chunkBytes+size > p.gate.maxBytes/4)
+		if len(chunk) > 0 && full {
 			p.sendChunk(ctx, recs, pds, results, chunk, chunkBytes)
 			chunk, chunkBytes = chunk[:0], 0
 		}
@@ -608,6 +614,26 @@ func (e *CloseError) Error() string {
 
 func (e *CloseError) Unwrap() error { return e.Err }
 
+// flushAdmitted flushes until every record admitted before Close began
+// has its outcome, or ctx ends. One Flush is not enough: a sender admitted
+// just before Close may not have handed its record to franz-go yet when
+// Flush looks, and closing the client would then fail a record Close had
+// time to deliver.
+func (p *Producer) flushAdmitted(ctx context.Context, drained <-chan struct{}) error {
+	for {
+		if err := p.cl.Flush(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-drained:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond): // a sender between admission and Produce
+		}
+	}
+}
+
 // closeGrace bounds Close's wait for the outcomes of records the closed
 // client failed, once ctx has already ended: their callbacks run on
 // franz-go's promise goroutine and must not block, so they take
@@ -630,7 +656,7 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) close(ctx context.Context) error {
 	p.closing.Store(true)
 	drained := p.gate.close()
-	flushErr := p.cl.Flush(ctx)
+	flushErr := p.flushAdmitted(ctx, drained)
 	if flushErr != nil {
 		p.log.Warn("close: flush did not finish; failing undelivered records", zap.Error(flushErr),
 			zap.Int64("buffered_records", p.cl.BufferedProduceRecords()))
