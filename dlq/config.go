@@ -116,8 +116,9 @@ type Config struct {
 	// replaced by the original topic. Zero means "{topic}.DLT".
 	DeadLetterTopic string
 	// DeadLetterProducer sends dead letters through a separate client
-	// (another cluster, other credentials). Nil means the wrapped
-	// producer. New takes ownership: Close closes it.
+	// (another cluster, other credentials), when routed and when
+	// replayed from the spool. Nil means the wrapped producer. New takes
+	// ownership: Close closes it; the package-level Replay only uses it.
 	DeadLetterProducer *kafkaproducer.Producer
 	// DeadLetterTimeout bounds one dead-letter send. Zero means 10s.
 	DeadLetterTimeout time.Duration
@@ -136,9 +137,10 @@ type Config struct {
 	// Replay configures redrive (automatic, Producer.Replay, and the
 	// package-level Replay).
 	Replay ReplayConfig
-	// StrictOrder sends new records to the spool while it holds any, so
-	// a key's records reach Kafka in send order across an outage (see
-	// docs/deadletter.md). Replay must then outpace new sends to drain.
+	// StrictOrder sends new records to the spool while it holds any or
+	// a failed record is on its way there, so a key's records reach
+	// Kafka in send order across an outage (see docs/deadletter.md).
+	// Replay must then outpace new sends to drain.
 	StrictOrder bool
 
 	// RecordID says when records get an ID header; RecordIDHeader names

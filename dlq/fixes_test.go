@@ -198,3 +198,147 @@ func TestRefusedAtCallNotAmbiguous(t *testing.T) {
 		t.Fatalf("a record refused at the call is marked ambiguous: %+v", res)
 	}
 }
+
+// TestReplayDeadLetterProducer: with Config.DeadLetterProducer on another
+// cluster (the dead-letter topic exists only there), replay sends dead
+// letters through it: a spooled dead letter at the head of the spool and
+// the dead letter replay makes of a record its topic refuses for good
+// reach the second cluster, records for their own topic the first, and
+// the spool drains past the dead letter instead of stopping at it. By
+// Producer.Replay and the package-level Replay alike.
+func TestReplayDeadLetterProducer(t *testing.T) {
+	tests := []struct {
+		name        string
+		viaProducer bool
+	}{
+		{"Producer.Replay", true},
+		{"package Replay", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mainC := testkit.Cluster(t, []string{"orders"})
+			dltC := testkit.Cluster(t, []string{"orders.DLT"})
+			// Partition 1 of orders refuses every record for good.
+			mainC.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Partitions: []int32{1}, Err: kerr.MessageTooLarge, Count: -1})
+			dir := t.TempDir() + "/spool"
+			s, err := spool.Open(dir, spool.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Append(context.Background(),
+				spool.Entry{Topic: "orders.DLT", OriginalTopic: "orders", Key: []byte("k"), Value: []byte("spooled dead letter")},
+				spool.Entry{Topic: "orders", OriginalTopic: "orders", Partition: 0, PartitionSet: true, Value: []byte("ok")},
+				spool.Entry{Topic: "orders", OriginalTopic: "orders", Partition: 1, PartitionSet: true, Value: []byte("refused")},
+			); err != nil {
+				t.Fatal(err)
+			}
+			obs := newRecorder()
+			ctx := testkit.Ctx(t, 20*time.Second)
+			var st spool.DrainStats
+			if tt.viaProducer {
+				_ = s.Close()
+				p, err := kafkaproducer.New(quickConfig(mainC))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dp, err := kafkaproducer.New(quickConfig(dltC))
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, err := dlq.New(p, dlq.Config{SpoolDir: dir, DeadLetterProducer: dp, Observer: obs, Replay: dlq.ReplayConfig{Disable: true}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				testkit.CloseAtEnd(t, d.Close)
+				st, err = d.Replay(ctx)
+				if err != nil {
+					t.Fatalf("Replay: %v (%+v)", err, st)
+				}
+			} else {
+				t.Cleanup(func() { _ = s.Close() })
+				p := testkit.Producer(t, mainC, quickConfig(mainC))
+				dp := testkit.Producer(t, dltC, quickConfig(dltC))
+				st, err = dlq.Replay(ctx, s, p, dlq.Config{DeadLetterProducer: dp, Observer: obs})
+				if err != nil {
+					t.Fatalf("Replay: %v (%+v)", err, st)
+				}
+			}
+			if st.Sent != 3 || st.Kept != 0 {
+				t.Fatalf("replay stats %+v, want 3 sent, none kept", st)
+			}
+			dead := map[string]bool{}
+			for _, r := range testkit.Consume(t, dltC.ListenAddrs(), "orders.DLT", 2, false, 10*time.Second) {
+				dead[string(r.Value)] = true
+			}
+			if !dead["spooled dead letter"] || !dead["refused"] {
+				t.Fatalf("dead letters on the dead-letter cluster: %v", dead)
+			}
+			if got := testkit.Consume(t, mainC.ListenAddrs(), "orders", 1, false, 10*time.Second); string(got[0].Value) != "ok" {
+				t.Fatalf("orders holds %q, want ok", got[0].Value)
+			}
+			if obs.get("replayed:orders.DLT") != 1 || obs.get("replayed:orders") != 1 || obs.get("dead:orders") != 1 {
+				t.Fatalf("observer counts %v", obs.counts)
+			}
+		})
+	}
+}
+
+// TestStrictOrderWaitsForRouting: under StrictOrder a record sent while an
+// earlier record that failed is still on its way to the spool (routed,
+// before its Append) follows it into the spool instead of overtaking it
+// to Kafka; replay then writes the two in send order. Config.Route runs
+// on the router before the spool Append, so blocking in it holds the
+// first record in that window.
+func TestStrictOrderWaitsForRouting(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders"})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	route := func(error) dlq.Route {
+		if first.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+		return dlq.RouteSpool
+	}
+	d := newDLQ(t, quickConfig(c), dlq.Config{
+		SpoolDir:    t.TempDir() + "/spool",
+		StrictOrder: true,
+		Route:       route,
+		Breaker:     dlq.BreakerConfig{Disable: true},
+		Replay:      dlq.ReplayConfig{Disable: true},
+	})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before Close, which waits for the router
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.MessageTooLarge, Count: 1})
+	ctx := testkit.Ctx(t, 20*time.Second)
+	one := func(v string) kafkaproducer.Record {
+		return kafkaproducer.Record{Topic: "orders", Key: []byte("k"), Value: []byte(v)}
+	}
+	firstDone, secondDone := make(chan dlq.Result, 1), make(chan dlq.Result, 1)
+	if err := d.SendAsync(ctx, one("first"), func(r dlq.Result) { firstDone <- r }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the first record never reached the router")
+	}
+	if err := d.SendAsync(ctx, one("second"), func(r dlq.Result) { secondDone <- r }); err != nil {
+		t.Fatal(err)
+	}
+	unblock()
+	if r := <-firstDone; r.Disposition != dlq.Spooled {
+		t.Fatalf("first record: %v %v, want spooled", r.Disposition, r.Err)
+	}
+	if r := <-secondDone; r.Disposition != dlq.Spooled {
+		t.Fatalf("second record: %v %v, want spooled behind the first (it overtook it)", r.Disposition, r.Err)
+	}
+	if st, err := d.Replay(ctx); err != nil || st.Sent != 2 {
+		t.Fatalf("Replay: %+v %v", st, err)
+	}
+	got := testkit.Consume(t, c.ListenAddrs(), "orders", 2, false, 10*time.Second)
+	if string(got[0].Value) != "first" || string(got[1].Value) != "second" {
+		t.Fatalf("orders holds %q then %q, want first then second", got[0].Value, got[1].Value)
+	}
+}

@@ -42,6 +42,12 @@ type Producer struct {
 	stopRt chan struct{}
 	rtDone chan struct{}
 
+	// toSpool counts records handed to the router that may still go to
+	// the spool: from enqueue until the router routes them elsewhere or
+	// its spool Append returned. Under StrictOrder it holds new records
+	// back like a non-empty spool does (see admit).
+	toSpool atomic.Int64
+
 	supCtx    context.Context
 	supCancel context.CancelFunc
 	supDone   chan struct{}

@@ -31,16 +31,22 @@ func (d *Producer) Replay(ctx context.Context) (spool.DrainStats, error) {
 	if d.replayClosed {
 		return spool.DrainStats{}, kafkaproducer.ErrClosed
 	}
-	st, err := replay(ctx, d.sp, d.p, &d.cfg, d.clientID, d.setAside)
+	st, err := replay(ctx, d.sp, d.p, d.dlt, &d.cfg, d.clientID, d.setAside)
 	d.replayed.Add(st.Sent)
 	return st, err
 }
 
 // Replay drains s through p, as a Producer's automatic replay does, with
 // the settings of cfg a Producer would use: Replay (Chunk, ToDeadLetter,
-// KeepTimestamps), DeadLetterTopic, SpringHeaders, Observer and Now; the
-// rest of cfg is ignored. Use it from tools (see cmd/kprod-spool); a
-// Producer replays its own spool with Producer.Replay.
+// KeepTimestamps), DeadLetterTopic, DeadLetterProducer, SpringHeaders,
+// Observer and Now; the rest of cfg is ignored. Use it from tools (see
+// cmd/kprod-spool); a Producer replays its own spool with Producer.Replay.
+//
+// Records bound for their own topic go through p; dead letters (records
+// spooled for their dead-letter topic, every record with ToDeadLetter,
+// and the dead letters replay makes) go through cfg.DeadLetterProducer,
+// or p if it is nil, as a Producer sends them. Replay does not close
+// either producer.
 //
 // Records are sent in spool order, Chunk at a time with SendBatch, and
 // each is removed only after Kafka acknowledged it. What a destination
@@ -60,9 +66,10 @@ func (d *Producer) Replay(ctx context.Context) (spool.DrainStats, error) {
 // returns an error wrapping ErrSetAside, with the counts, once the rest
 // of the spool was replayed.
 //
-// Order: the spool is one sequence and a chunk goes out through one
-// idempotent producer, so records for one partition (explicit, or by key
-// while the partition count is unchanged) reach Kafka in spool order.
+// Order: the spool is one sequence and a chunk's records for one topic go
+// out through one idempotent producer, so records for one partition
+// (explicit, or by key while the partition count is unchanged) reach
+// Kafka in spool order.
 // franz-go fails a partition's later records together with a failed one,
 // so the records kept after a failure are a suffix per partition and the
 // next replay resumes that order.
@@ -77,12 +84,18 @@ func Replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, cfg 
 	if clientID == "" {
 		clientID = "kprod"
 	}
+	dl := cfg.DeadLetterProducer
+	if dl == nil {
+		dl = p
+	}
 	obs := cfg.Observer
-	return replay(ctx, s, p, &cfg, clientID, obs.OnSetAside)
+	return replay(ctx, s, p, dl, &cfg, clientID, obs.OnSetAside)
 }
 
-// replay is Replay's body; setAside counts and reports a record set aside.
-func replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, cfg *Config, clientID string, setAside func(topic, reason string)) (spool.DrainStats, error) {
+// replay is Replay's body: records for their own topic go through p, dead
+// letters through dl (p itself when no separate client is configured);
+// setAside counts and reports a record set aside.
+func replay(ctx context.Context, s *spool.Spool, p, dl *kafkaproducer.Producer, cfg *Config, clientID string, setAside func(topic, reason string)) (spool.DrainStats, error) {
 	rc := cfg.Replay
 	recs := make([]kafkaproducer.Record, 0, rc.Chunk)
 	st, err := s.Drain(ctx, rc.Chunk, func(ctx context.Context, es []spool.Entry) []error {
@@ -90,7 +103,7 @@ func replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, cfg 
 		for i := range es {
 			recs = append(recs, replayRecord(&es[i], cfg))
 		}
-		rs := p.SendBatch(ctx, recs)
+		rs := sendSplit(ctx, p, dl, recs, es)
 		errs := make([]error, len(rs))
 		var dead []kafkaproducer.Record
 		var deadIdx []int
@@ -115,7 +128,7 @@ func replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, cfg 
 			}
 		}
 		if len(dead) > 0 {
-			for j, r := range p.SendBatch(ctx, dead) {
+			for j, r := range dl.SendBatch(ctx, dead) {
 				i := deadIdx[j]
 				switch {
 				case r.Err == nil:
@@ -143,6 +156,48 @@ func replay(ctx context.Context, s *spool.Spool, p *kafkaproducer.Producer, cfg 
 			st.Rejected, filepath.Join(s.Dir(), "rejected"), st.Quarantined, filepath.Join(s.Dir(), "quarantine"))
 	}
 	return st, err
+}
+
+// sendSplit sends recs (replayRecord of es) and returns their results in
+// order: records for their own topic through p, dead letters (a topic
+// other than the entry's original) through dl. With two clients the two
+// parts go out at once, each in spool order.
+func sendSplit(ctx context.Context, p, dl *kafkaproducer.Producer, recs []kafkaproducer.Record, es []spool.Entry) kafkaproducer.Results {
+	if p == dl {
+		return p.SendBatch(ctx, recs)
+	}
+	var own, dead []int
+	for i := range recs {
+		if recs[i].Topic == es[i].OriginalTopic {
+			own = append(own, i)
+		} else {
+			dead = append(dead, i)
+		}
+	}
+	out := make(kafkaproducer.Results, len(recs))
+	send := func(via *kafkaproducer.Producer, idx []int) {
+		part := make([]kafkaproducer.Record, len(idx))
+		for j, i := range idx {
+			part[j] = recs[i]
+		}
+		for j, r := range via.SendBatch(ctx, part) {
+			out[idx[j]] = r
+		}
+	}
+	switch {
+	case len(dead) == 0:
+		return p.SendBatch(ctx, recs)
+	case len(own) == 0:
+		return dl.SendBatch(ctx, recs)
+	}
+	done := make(chan struct{})
+	go func() { // owned here: waited for below
+		defer close(done)
+		send(dl, dead)
+	}()
+	send(p, own)
+	<-done
+	return out
 }
 
 // replayRecord is the record replay sends for e.

@@ -196,7 +196,12 @@ func (d *Producer) destination(it *item) Route {
 	return d.cfg.Route(it.cause)
 }
 
+// enqueue hands it to the router. It counts in toSpool until the router
+// decides it goes elsewhere or its spool Append returned: its route is
+// not known yet, and a record that may be spooled must hold back later
+// ones under StrictOrder from the moment it failed.
 func (d *Producer) enqueue(it *item) {
+	d.toSpool.Add(1)
 	d.qmu.Lock()
 	d.queue = append(d.queue, it)
 	d.qmu.Unlock()
@@ -262,6 +267,11 @@ func (d *Producer) routeItems(items []*item) []Result {
 			toSpool = append(toSpool, spoolIt{i, d.entry(it, it.rec, now)})
 		}
 	}
+	// Records routed away from the spool no longer hold later ones back;
+	// those routed to it do until their Append returned (then the spool's
+	// Len counts them, or they failed to the caller).
+	spoolBound := int64(len(toSpool))
+	d.toSpool.Add(spoolBound - int64(len(items)))
 	if len(toDLT) > 0 {
 		recs := make([]kafkaproducer.Record, len(toDLT))
 		for j, i := range toDLT {
@@ -313,6 +323,7 @@ func (d *Producer) routeItems(items []*item) []Result {
 			}
 			err = d.sp.Append(ctx, entries...)
 		}
+		d.toSpool.Add(-spoolBound)
 		for _, s := range toSpool {
 			if err != nil {
 				out[s.i].Disposition = Failed

@@ -314,8 +314,14 @@ func (d *Producer) refused(rec kafkaproducer.Record, id [16]byte, err error) Res
 // admit decides whether a record may go to Kafka now. It returns the
 // breaker's ticket, to report the outcome with, or the reason to bypass
 // Kafka (ErrCircuitOpen, or errSpoolFirst under StrictOrder).
+//
+// Under StrictOrder a record waits behind the spool and behind every
+// failed record still on its way there (in the router's queue or its
+// spool Append), so it cannot overtake an earlier record of its key.
+// toSpool is read before Len: a record leaves toSpool only after Append
+// counted it in Len, so one of the two loads sees it.
 func (d *Producer) admit() (ticket, error) {
-	if d.cfg.StrictOrder && d.sp.Len() > 0 {
+	if d.cfg.StrictOrder && (d.toSpool.Load() > 0 || d.sp.Len() > 0) {
 		return nil, errSpoolFirst
 	}
 	return d.admitBreaker()
