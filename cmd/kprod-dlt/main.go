@@ -48,10 +48,23 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal ends ctx; stop then restores Go's default
+	// handling, so a second one kills the process at once.
+	unwatch := context.AfterFunc(ctx, func() {
+		stop()
+		fmt.Fprintln(os.Stderr, "kprod-dlt: stopping; a replay waits up to 10s for records in flight, then commits (signal again to quit at once)")
+	})
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	unwatch()
 	stop()
 	os.Exit(code)
 }
+
+// closeTimeout bounds closing the producer when replay returns. Replay
+// has waited for its records by then (an interrupted one for
+// dlt.DefaultGrace); what is still unacknowledged after this is
+// abandoned, and the next run looks for it on the destination.
+const closeTimeout = 10 * time.Second
 
 const usage = `usage:
   kprod-dlt inspect [filters] [--show N] [--format text|hex|json] DLT
@@ -119,11 +132,13 @@ are stripped and kprod-dlt-replay-count (1 on the first replay) and
 kprod-dlt-replay-source (DLT/partition/offset) are added. Kafka stamps them
 with the replay time unless --keep-timestamps.
 
-A record its topic refuses for good (too large, invalid, denied by an ACL)
-goes back to DLT with both causes: the new one as kprod-dlt-*, the earlier
-ones as kprod-dlt-previous-* (exit status 3). A cause that is not the
-record's (timeout, cluster unreachable, topic missing) stops the replay
-(exit status 1); run it again once fixed.
+A record its topic refuses for a fault of its own (bad_input: too large,
+invalid) goes back to DLT with both causes: the new one as kprod-dlt-*, the
+earlier ones as kprod-dlt-previous-* (exit status 3). A cause that is not
+the record's stops the replay with the position just before it (exit
+status 1): a denied write (grant the ACL), a producer-level error (fatal,
+abortable), a missing topic, a timeout or an unreachable cluster. The
+message names the cause; run the same command again once fixed.
 
 The position is a consumer group's committed offsets on DLT, committed
 every --chunk records once all replayed records among them are
@@ -132,9 +147,11 @@ kprod-dlt-replay.<DLT>.<hash of the filters and --to-topic>, so the same
 command run again resumes (interrupted with Ctrl-C/SIGTERM: exactly where
 it stopped; killed: it first looks for what it sent since its last commit
 on the destination and skips it), and a different selection starts from
-the beginning. Records skipped by the filters move the group's position
-too. A selection overlapping an earlier one resends their common records
-(same kprod-record-id); --group G reuses a position instead.
+the beginning. Interrupted, it waits at most 10s for records in flight,
+then commits before the first unacknowledged one; a second Ctrl-C quits at
+once. Records skipped by the filters move the group's position too. A
+selection overlapping an earlier one resends their common records (same
+kprod-record-id); --group G reuses a position instead.
 
   --to-topic T        send every selected record to T instead of its original topic
   --group G           consumer group holding the position (default: derived, printed)
@@ -573,7 +590,13 @@ func replay(ctx context.Context, args []string, w, errw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer p.Close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		if err := p.Close(cctx); err != nil {
+			fmt.Fprintf(errw, "kprod-dlt: %v\n", err)
+		}
+	}()
 	rc := dlt.ReplayConfig{DLT: topic, Group: *group, Filter: f, ToTopic: *toTopic, Rate: *rate, Chunk: *chunk, DryRun: *dry, KeepTimestamps: *keepTS}
 	if rc.Group == "" {
 		rc.Group = dlt.DefaultGroup(topic, f, *toTopic)
@@ -621,7 +644,10 @@ func replay(ctx context.Context, args []string, w, errw io.Writer) error {
 	for _, t := range topics {
 		fmt.Fprintf(w, "  %s  %d\n", t, st.ByTopic[t])
 	}
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, dlt.ErrUnacknowledged):
+		return fmt.Errorf("interrupted: %w; run the same command again to resume", err)
+	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("interrupted; the position is committed: run the same command again to resume")
 	}
 	return err

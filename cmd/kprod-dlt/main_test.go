@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -191,6 +194,71 @@ func TestKillAndResume(t *testing.T) {
 			t.Logf("rerun:\n%s", stdout)
 			exactlyOnce(t, ids(t, c, "orders"), sel)
 		})
+	}
+}
+
+// TestSecondSignalQuits runs the built binary against a broker that
+// never answers produce requests: the first SIGINT starts a graceful stop
+// (which would wait out the grace period), the second kills it at once.
+func TestSecondSignalQuits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "kprod-dlt")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Skipf("go build: %v\n%s", err, out)
+	}
+	c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
+	fill(t, c, 6)
+	inFlight := make(chan struct{})
+	var once sync.Once
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		once.Do(func() { close(inFlight) })
+		return nil, nil, true // never answered
+	})
+	cmd := exec.Command(bin, "replay", "--brokers", c.ListenAddrs()[0], "orders.DLT")
+	var out bytes.Buffer
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inFlight:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal("no produce request within 30s")
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	stopping := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "signal again to quit at once") {
+				close(stopping)
+			}
+		}
+	}()
+	select {
+	case <-stopping:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal("no stopping message within 10s of SIGINT")
+	}
+	sent := time.Now()
+	_ = cmd.Process.Signal(os.Interrupt)
+	kill := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() }) // a second signal ignored
+	err = cmd.Wait()
+	kill.Stop()
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if took := time.Since(sent); !ws.Signaled() || ws.Signal() != syscall.SIGINT || took > 5*time.Second {
+		t.Fatalf("after the second SIGINT: %v, %v later (want killed by SIGINT at once)\n%s", err, took, out.String())
 	}
 }
 

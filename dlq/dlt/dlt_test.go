@@ -184,7 +184,7 @@ func TestFailedAgainGoesBackWithBothCauses(t *testing.T) {
 		class string
 	}{
 		{"too large", kerr.MessageTooLarge, "bad_input"},
-		{"denied by ACL", kerr.TopicAuthorizationFailed, "authorization"},
+		{"invalid record", kerr.InvalidRecord, "bad_input"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,6 +229,108 @@ func TestFailedAgainGoesBackWithBothCauses(t *testing.T) {
 			exactlyOnce(t, got, ids["fatal"])
 		})
 	}
+}
+
+// TestDeniedWriteStopsReplay: a destination denying the write (a missing
+// WRITE ACL) is an operator's to fix, not the records': the replay stops
+// with an error naming the cause and the fix, copies nothing back to the
+// DLT and commits nothing past the denied records; once the ACL is
+// granted the same selection replays each of them exactly once.
+func TestDeniedWriteStopsReplay(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
+	ids := fill(t, c, 6)
+	ctx := testkit.Ctx(t, 60*time.Second)
+	p := testkit.Producer(t, c, presets.Reliable())
+	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.TopicAuthorizationFailed, Count: -1})
+	obs := &countObserver{}
+	f := dlt.Filter{Classes: []string{"fatal"}}
+	st, err := dlt.Replay(ctx, p, dlt.ReplayConfig{DLT: "orders.DLT", Filter: f, Observer: obs})
+	if err == nil || errors.Is(err, dlt.ErrFailedAgain) || !errors.Is(err, kerr.TopicAuthorizationFailed) ||
+		!strings.Contains(err.Error(), "grant this client WRITE") || st.FailedAgain != 0 || st.Replayed != 0 || len(obs.failed) != 0 {
+		t.Fatalf("stats %+v err %v observer %v", st, err, obs.failed)
+	}
+	t.Logf("denied: %v", err)
+	if got := testkit.ConsumeAll(t, c.ListenAddrs(), "orders.DLT", 20*time.Second); len(got) != 6 {
+		t.Fatalf("%d records on the DLT, want the 6 written (nothing copied back)", len(got))
+	}
+	// A rerun before the fix stops the same way and sends nothing.
+	if st, err = dlt.Replay(ctx, p, dlt.ReplayConfig{DLT: "orders.DLT", Filter: f}); !errors.Is(err, kerr.TopicAuthorizationFailed) || st.Replayed != 0 {
+		t.Fatalf("rerun before the fix: %+v %v", st, err)
+	}
+	h.Remove() // the ACL granted
+	st, err = dlt.Replay(ctx, p, dlt.ReplayConfig{DLT: "orders.DLT", Filter: f})
+	if err != nil || st.Replayed != 2 || st.FailedAgain != 0 || !st.Resumed {
+		t.Fatalf("after the fix: %+v %v", st, err)
+	}
+	got, _ := onTopic(t, c, "orders")
+	exactlyOnce(t, got, ids["fatal"])
+	if back := testkit.ConsumeAll(t, c.ListenAddrs(), "orders.DLT", 20*time.Second); len(back) != 6 {
+		t.Fatalf("%d records on the DLT after the fix, want 6", len(back))
+	}
+}
+
+// TestInterruptedAgainstHungBroker: a replay whose records the broker
+// never answers (and a producer without DeliveryTimeout, as
+// KeepTimestamps requires, so that nothing else would end the wait)
+// returns within ReplayConfig.Grace of its ctx being canceled, with
+// ErrUnacknowledged; once the broker answers, a rerun sends none of them
+// twice and every selected record is on its topic exactly once.
+func TestInterruptedAgainstHungBroker(t *testing.T) {
+	c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
+	ids := fill(t, c, 12)
+	cfg := presets.Reliable()
+	cfg.DeliveryTimeout = 0
+	cfg.RequestTimeout = time.Second
+	p := testkit.Producer(t, c, cfg)
+	release := testkit.HangProduce(c)
+	defer release()
+	const grace = time.Second
+	rc := dlt.ReplayConfig{DLT: "orders.DLT", KeepTimestamps: true, Grace: grace}
+	ctx, cancel := context.WithCancel(testkit.Ctx(t, 60*time.Second))
+	defer cancel()
+	type ret struct {
+		st  dlt.ReplayStats
+		err error
+		at  time.Time
+	}
+	done := make(chan ret, 1)
+	go func() {
+		st, err := dlt.Replay(ctx, p, rc)
+		done <- ret{st, err, time.Now()}
+	}()
+	testkit.WaitFor(t, 30*time.Second, "12 records in flight", func() bool { n, _ := p.Buffered(); return n == 12 })
+	canceled := time.Now()
+	cancel()
+	var r ret
+	select {
+	case r = <-done:
+	case <-time.After(grace + 20*time.Second):
+		release()
+		<-done
+		t.Fatalf("Replay still waiting %v after its ctx was canceled (grace %v)", grace+20*time.Second, grace)
+	}
+	took := r.at.Sub(canceled)
+	if took < grace || took > grace+5*time.Second {
+		t.Errorf("Replay returned %v after its ctx was canceled, want just over the grace period %v", took, grace)
+	}
+	if !errors.Is(r.err, dlt.ErrUnacknowledged) || !errors.Is(r.err, context.Canceled) || r.st.Replayed != 0 || r.st.FailedAgain != 0 {
+		t.Fatalf("interrupted: %+v %v", r.st, r.err)
+	}
+	t.Logf("returned %v after cancel: %v", took.Round(time.Millisecond), r.err)
+
+	release()
+	testkit.WaitFor(t, 40*time.Second, "the hung records delivered", func() bool { n, _ := p.Buffered(); return n == 0 })
+	st, err := dlt.Replay(testkit.Ctx(t, 60*time.Second), p, rc)
+	if err != nil || !st.Resumed || st.Replayed+st.AlreadyThere != 12 {
+		t.Fatalf("rerun: %+v %v", st, err)
+	}
+	t.Logf("rerun: %d already there, %d replayed", st.AlreadyThere, st.Replayed)
+	got, _ := onTopic(t, c, "orders")
+	var all []string
+	for _, v := range ids {
+		all = append(all, v...)
+	}
+	exactlyOnce(t, got, all)
 }
 
 // TestInterruptedReplayResumes cancels a rate-limited replay midway and

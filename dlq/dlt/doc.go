@@ -18,14 +18,17 @@
 // What Replay guarantees:
 //
 //   - Every selected dead letter ends on its destination (the original
-//     topic, or ReplayConfig.ToTopic) or back on the dead-letter topic with
-//     both causes in its headers (Replay counts it in FailedAgain and
-//     returns ErrFailedAgain); none is lost. A cause that is not the
-//     record's (cluster unreachable, timeout, missing topic) stops the
-//     replay with nothing committed past the record.
+//     topic, or ReplayConfig.ToTopic) or, refused for a fault of its own
+//     (too large, invalid), back on the dead-letter topic with both causes
+//     in its headers (Replay counts it in FailedAgain and returns
+//     ErrFailedAgain); none is lost. A cause that is not the record's (a
+//     denied write, a producer-level error, a missing topic, a timeout, an
+//     unreachable cluster) stops the replay with nothing committed past
+//     the record and an error naming the cause and the fix.
 //   - Progress is a consumer-group position on the dead-letter topic,
 //     committed only after every replayed record before it was
-//     acknowledged. A replay interrupted through its ctx commits what was
+//     acknowledged. A replay interrupted through its ctx waits at most
+//     ReplayConfig.Grace for records in flight, commits what was
 //     acknowledged and resumes without sending anything twice; one killed
 //     outright (SIGKILL, crash) resumes the same way, checking the
 //     destination topic for the records it sent since its last commit (by

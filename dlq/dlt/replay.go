@@ -15,10 +15,20 @@ import (
 // DefaultChunk is ReplayConfig.Chunk's default.
 const DefaultChunk = 100
 
+// DefaultGrace is ReplayConfig.Grace's default.
+const DefaultGrace = 10 * time.Second
+
 // ErrFailedAgain is wrapped by Replay's error when selected records
 // failed again and went back to the dead-letter topic with both causes
 // (ReplayStats.FailedAgain counts them). Everything else was replayed.
 var ErrFailedAgain = errors.New("kprod: dead letters failed again and went back to the dead-letter topic")
+
+// ErrUnacknowledged is wrapped, with ctx's error, by Replay's error when
+// ctx ended and records handed to the producer were still unacknowledged
+// after ReplayConfig.Grace. The position is committed before the first of
+// them; a rerun looks for them on their destination (by
+// kprod-dlt-replay-source) and does not send again those that arrived.
+var ErrUnacknowledged = errors.New("kprod: dlt: replayed records still unacknowledged when the replay stopped")
 
 // Observer receives Replay's counts, for metrics. Its methods take plain
 // types so that *metrics.Metrics implements it without importing dlt.
@@ -70,6 +80,14 @@ type ReplayConfig struct {
 	// Idle is how long reading waits for records known to exist before
 	// it stops. Zero means DefaultIdle.
 	Idle time.Duration
+	// Grace is how long Replay, once ctx has ended, still waits for the
+	// outcomes of records already handed to the producer (and for
+	// refused ones to go back to DLT) before it commits and returns.
+	// Zero means DefaultGrace (10s). Without it an interrupted replay
+	// against an unreachable cluster would wait as long as the
+	// producer's DeliveryTimeout, forever when that is zero (as
+	// KeepTimestamps requires).
+	Grace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -106,6 +124,8 @@ func (c *ReplayConfig) validate(pc kafkaproducer.Config) error {
 		return errors.New("kprod: dlt: ReplayConfig.Rate is negative: use 0 for no cap")
 	case c.Chunk < 0:
 		return errors.New("kprod: dlt: ReplayConfig.Chunk is negative: use 0 for the default")
+	case c.Grace < 0:
+		return errors.New("kprod: dlt: ReplayConfig.Grace is negative: use 0 for the default")
 	case c.KeepTimestamps && pc.DeliveryTimeout != 0 && !c.DryRun:
 		return fmt.Errorf("kprod: dlt: ReplayConfig.KeepTimestamps with the producer's DeliveryTimeout %v: franz-go would fail records older than it at once; set DeliveryTimeout to 0 or drop KeepTimestamps", pc.DeliveryTimeout)
 	}
@@ -119,18 +139,27 @@ func (c *ReplayConfig) validate(pc kafkaproducer.Config) error {
 // from p.Config() (same brokers, TLS, SASL).
 //
 // Per chunk of cfg.Chunk dead letters it waits until every replayed
-// record is acknowledged, sends those their destination refused for good
-// (too large, invalid, denied, fatal) back to cfg.DLT with both causes,
-// then commits the position. A record refused for a cause that is not
-// its own (timeout, unreachable cluster, missing topic), or that the DLT
-// refuses, stops Replay: the position is committed up to it, and a later
-// run resumes there, skipping (by kprod-dlt-replay-source on the
-// destination) what this run sent beyond it.
+// record is acknowledged, sends those their destination refused for a
+// fault of their own (ClassBadInput: too large, an invalid record, a
+// policy refusing it) back to cfg.DLT with both causes, then commits the
+// position. A record refused for a cause that is not its own stops
+// Replay: a denied write (ACL, credentials), a producer-level error
+// (ClassFatal, ClassAbortable: fenced, out of sequence, an unsupported
+// version, an unknown producer ID, an unknown error), a missing topic, a
+// timeout or an unreachable cluster, or the DLT refusing the dead
+// letter. The position is then committed up to that record, the error
+// names the cause and the fix, and a later run resumes there, skipping
+// (by kprod-dlt-replay-source on the destination) what this run sent
+// beyond it.
 //
 // ctx ending stops Replay between records: what was handed to p is
-// waited for (p's DeliveryTimeout bounds the wait) and committed, and
-// Replay returns ctx's error. It returns an error wrapping ErrFailedAgain
-// when records went back to the DLT, and the counts in every case.
+// waited for, for at most cfg.Grace more, and the position is committed
+// up to the first record still unacknowledged. Replay returns ctx's
+// error, wrapped with ErrUnacknowledged when records were left in
+// flight. (They stay in p: a rerun while p may still deliver them could
+// send them twice, with the same kprod-record-id.) It returns an error
+// wrapping ErrFailedAgain when records went back to the DLT, and the
+// counts in every case.
 func Replay(ctx context.Context, p *kafkaproducer.Producer, cfg ReplayConfig) (st ReplayStats, err error) {
 	st = ReplayStats{ByTopic: map[string]int64{}}
 	if p == nil {
@@ -141,6 +170,9 @@ func Replay(ctx context.Context, p *kafkaproducer.Producer, cfg ReplayConfig) (s
 	}
 	if cfg.Chunk == 0 {
 		cfg.Chunk = DefaultChunk
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = DefaultGrace
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -178,6 +210,8 @@ type replayer struct {
 	carry resumeCarry
 	seen  map[string]bool // "partition/offset" already on their destination
 	pace  pacer
+
+	stopBy time.Time // once ctx has ended: when the grace period ends
 }
 
 // resumeCarry keeps an unclean earlier run's "sent since" time in the
@@ -310,12 +344,52 @@ func (r *replayer) snapshot() ReplayStats {
 
 // slot is one dead letter of a chunk.
 type slot struct {
-	rec    *kgo.Record
-	d      DeadLetter
-	target string
-	sent   bool // handed to the producer
-	res    kafkaproducer.Result
-	done   bool // dealt with: skipped, replayed or back on the DLT
+	rec      *kgo.Record
+	d        DeadLetter
+	target   string
+	resolved bool // its outcome arrived (res holds it)
+	res      kafkaproducer.Result
+	done     bool // dealt with: skipped, replayed or back on the DLT
+}
+
+// outcome is a send's result for slot i, passed from the producer's
+// callback to Replay's goroutine, which alone touches the slots.
+type outcome struct {
+	i   int
+	res kafkaproducer.Result
+}
+
+// await receives up to n outcomes from ch, handing each to got. It waits
+// while ctx allows and then until the grace period ends; it returns how
+// many outcomes it did not get. ch must have room for every outcome, so
+// that a late callback never blocks.
+func (r *replayer) await(ctx context.Context, ch <-chan outcome, n int, got func(outcome)) int {
+	ended := ctx.Done()
+	var grace <-chan time.Time
+	for n > 0 {
+		select {
+		case o := <-ch:
+			got(o)
+			n--
+		case <-ended:
+			ended = nil
+			t := time.NewTimer(time.Until(r.graceEnd()))
+			defer t.Stop()
+			grace = t.C
+		case <-grace:
+			return n
+		}
+	}
+	return 0
+}
+
+// graceEnd is when waiting stops once ctx has ended: cfg.Grace after
+// Replay first saw it end.
+func (r *replayer) graceEnd() time.Time {
+	if r.stopBy.IsZero() {
+		r.stopBy = time.Now().Add(r.cfg.Grace)
+	}
+	return r.stopBy
 }
 
 // chunk replays recs (consecutive reads) and commits the position. It
@@ -326,9 +400,8 @@ func (r *replayer) chunk(ctx context.Context, recs []*kgo.Record) error {
 	slots := make([]slot, len(recs))
 	handed := len(recs) // slots[:handed] were dealt with or handed over
 	var interrupted error
-	results := make(chan struct{}, len(recs))
+	results := make(chan outcome, len(recs))
 	inFlight := 0
-	sendCtx := context.WithoutCancel(ctx)
 	for i, rec := range recs {
 		if err := ctx.Err(); err != nil {
 			interrupted, handed = err, i
@@ -364,24 +437,28 @@ func (r *replayer) chunk(ctx context.Context, recs []*kgo.Record) error {
 			interrupted, handed = err, i
 			break
 		}
-		s.sent = true
-		inFlight++
+		// ctx bounds only the wait for room in the buffer: once
+		// buffered, the record goes out whatever ctx does.
 		out := replayRecord(s.d, s.target, r.cfg.KeepTimestamps)
-		if err := r.p.SendAsync(sendCtx, out, func(res kafkaproducer.Result) { s.res = res; results <- struct{}{} }); err != nil {
-			s.res = kafkaproducer.Result{Record: out, Partition: -1, Offset: -1, Err: err}
-			results <- struct{}{}
+		if err := r.p.SendAsync(ctx, out, func(res kafkaproducer.Result) { results <- outcome{i, res} }); err != nil {
+			if ctx.Err() != nil { // not buffered: never sent
+				interrupted, handed = ctx.Err(), i
+				break
+			}
+			s.res, s.resolved = kafkaproducer.Result{Record: out, Partition: -1, Offset: -1, Err: err}, true
+			continue
 		}
+		inFlight++
 	}
-	for range inFlight {
-		<-results
-	}
+	missing := r.await(ctx, results, inFlight, func(o outcome) { slots[o.i].res, slots[o.i].resolved = o.res, true })
 
-	// Refused for good: back to the DLT with both causes.
+	// Refused for the record's own fault: back to the DLT with both
+	// causes.
 	var stop error
 	var back []*slot
 	for i := range slots[:handed] {
 		s := &slots[i]
-		if !s.sent {
+		if !s.resolved {
 			continue
 		}
 		switch err := s.res.Err; {
@@ -396,36 +473,55 @@ func (r *replayer) chunk(ctx context.Context, recs []*kgo.Record) error {
 			back = append(back, s)
 		default:
 			if stop == nil {
-				stop = fmt.Errorf("replay %s[%d]@%d to %q (stopped; the position is committed before it, run again once fixed): %w", s.rec.Topic, s.rec.Partition, s.rec.Offset, s.target, err)
+				stop = fmt.Errorf("replay %s[%d]@%d to %q stopped: %s; the position is committed before it: run again once fixed: %w",
+					s.rec.Topic, s.rec.Partition, s.rec.Offset, s.target, stopCause(err, s.target), err)
 			}
 		}
 	}
 	if len(back) > 0 {
+		// Once ctx has ended, the dead letters still go back within
+		// what is left of the grace period.
+		bctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			bctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), r.graceEnd())
+			defer cancel()
+		}
+		backRes := make(chan outcome, len(back))
 		dlErrs := make([]error, len(back))
+		got := make([]bool, len(back))
+		pending := 0
 		now := r.cfg.Now()
 		for i, s := range back {
 			dl := failedAgainRecord(s.d, r.cfg.DLT, s.target, s.res.Err, r.clientID, now)
-			if err := r.p.SendAsyncErr(sendCtx, dl, func(err error) { dlErrs[i] = err; results <- struct{}{} }); err != nil {
-				dlErrs[i] = err
-				results <- struct{}{}
-			}
-		}
-		for range back {
-			<-results
-		}
-		for i, s := range back {
-			if dlErrs[i] != nil {
-				if stop == nil {
-					stop = fmt.Errorf("replay %s[%d]@%d: %q refused it (%v) and so did the dead-letter topic (stopped; run again once fixed): %w", s.rec.Topic, s.rec.Partition, s.rec.Offset, s.target, s.res.Err, dlErrs[i])
+			if err := r.p.SendAsyncErr(bctx, dl, func(err error) { backRes <- outcome{i, kafkaproducer.Result{Err: err}} }); err != nil {
+				if bctx.Err() == nil { // else not buffered before ctx ended: left for a rerun
+					dlErrs[i], got[i] = err, true
 				}
 				continue
 			}
-			s.done = true
-			r.st.FailedAgain++
-			if r.cfg.Observer != nil {
-				r.cfg.Observer.OnDLTFailedAgain(s.target)
+			pending++
+		}
+		missing += r.await(ctx, backRes, pending, func(o outcome) { dlErrs[o.i], got[o.i] = o.res.Err, true })
+		for i, s := range back {
+			switch {
+			case !got[i]: // not dealt with: the position stops before it
+			case dlErrs[i] != nil:
+				if stop == nil {
+					stop = fmt.Errorf("replay %s[%d]@%d: %q refused it (%v) and so did the dead-letter topic (stopped; run again once fixed): %w", s.rec.Topic, s.rec.Partition, s.rec.Offset, s.target, s.res.Err, dlErrs[i])
+				}
+			default:
+				s.done = true
+				r.st.FailedAgain++
+				if r.cfg.Observer != nil {
+					r.cfg.Observer.OnDLTFailedAgain(s.target)
+				}
 			}
 		}
+	}
+	if missing > 0 { // only once ctx has ended and the grace period with it
+		interrupted = fmt.Errorf("%w: %d record(s) handed to the producer had no outcome %v after ctx ended; the position is committed before the first, and a rerun skips those that reach their topic: %w",
+			ErrUnacknowledged, missing, r.cfg.Grace, ctx.Err())
 	}
 	if r.cfg.DryRun {
 		if interrupted != nil {
@@ -472,27 +568,68 @@ func (r *replayer) chunk(ctx context.Context, recs []*kgo.Record) error {
 	if err := r.commit(ctx, r.pos, running, since); err != nil {
 		return err
 	}
-	if stop != nil {
+	switch {
+	case stop != nil && missing > 0:
+		return errors.Join(stop, interrupted)
+	case stop != nil:
 		return stop
 	}
 	return interrupted
 }
 
-// backToDLT reports a replay failure that is the record's (or its
-// destination's, for good): too large, invalid, denied by an ACL, fatal.
-// Anything transient, a missing topic and a refusal of the call stop the
-// replay instead.
+// backToDLT reports a refusal that is the record's own fault, for good:
+// too large, an invalid record, a policy refusing it (ClassBadInput). It
+// goes back to the DLT with both causes. Nothing else does: a denied
+// write, a producer-level error, a missing or invalid topic, a refusal
+// of the call or the producer's configuration, and anything transient
+// would hold for every record, so each stops the replay for an operator
+// (as package dlq waits for a denied or missing topic rather than
+// dead-lettering into it).
 func backToDLT(err error) bool {
-	if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) ||
-		errors.Is(err, kafkaproducer.ErrOutcomeUnknown) || errors.Is(err, kafkaproducer.ErrNoTopic) ||
-		errors.Is(err, kafkaproducer.ErrStaleTimestamp) || errors.Is(err, kafkaproducer.ErrClosed) {
-		return false
-	}
-	switch kafkaproducer.Classify(err) {
-	case kafkaproducer.ClassBadInput, kafkaproducer.ClassAuthorization, kafkaproducer.ClassFatal, kafkaproducer.ClassAbortable:
-		return true
+	return kafkaproducer.Classify(err) == kafkaproducer.ClassBadInput && !destinationFault(err)
+}
+
+// destinationFault reports a ClassBadInput refusal that is not about the
+// record: the topic is missing or its name invalid, the producer's
+// configuration is refused, or the call itself.
+func destinationFault(err error) bool {
+	for _, e := range []error{
+		kerr.UnknownTopicOrPartition, kerr.UnknownTopicID, kerr.InvalidTopicException,
+		kerr.InvalidRequiredAcks, kerr.UnsupportedForMessageFormat,
+		kafkaproducer.ErrNoTopic, kafkaproducer.ErrStaleTimestamp,
+		kafkaproducer.ErrPartitionRequired, kafkaproducer.ErrBadPartition,
+		kafkaproducer.ErrOutcomeUnknown, kafkaproducer.ErrClosed,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
 	}
 	return false
+}
+
+// stopCause says why a refusal that is not the record's stops the
+// replay, and what fixes it.
+func stopCause(err error, target string) string {
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+		return fmt.Sprintf("topic %q does not exist: create it, or replay to another topic with ToTopic (--to-topic)", target)
+	case errors.Is(err, kerr.InvalidTopicException):
+		return fmt.Sprintf("%q is not a valid topic name: replay to another topic with ToTopic (--to-topic)", target)
+	case errors.Is(err, kafkaproducer.ErrStaleTimestamp):
+		return "the original timestamp is older than the producer's DeliveryTimeout: set DeliveryTimeout to 0 or drop KeepTimestamps"
+	case errors.Is(err, kafkaproducer.ErrClosed):
+		return "the producer was closed: replay with an open producer"
+	}
+	switch c := kafkaproducer.Classify(err); c {
+	case kafkaproducer.ClassAuthorization:
+		return fmt.Sprintf("not allowed to write to %q (authorization): grant this client WRITE on the topic, or fix its credentials or TLS settings", target)
+	case kafkaproducer.ClassFatal, kafkaproducer.ClassAbortable:
+		return fmt.Sprintf("a producer-level error (%s), not the record's: fix the producer's configuration or the cluster (a broker too old, a fenced or out-of-sequence producer: a new producer)", c)
+	case kafkaproducer.ClassBadInput:
+		return fmt.Sprintf("%q refuses every record like it: fix the topic or the producer's configuration", target)
+	default:
+		return fmt.Sprintf("the cluster did not take it (%s): unreachable, slow or a leader missing; wait until it is healthy", c)
+	}
 }
 
 // pacer spaces sends every `every`, without bursts after a pause.
