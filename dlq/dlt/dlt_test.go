@@ -298,7 +298,9 @@ func TestInterruptedAgainstHungBroker(t *testing.T) {
 		st, err := dlt.Replay(ctx, p, rc)
 		done <- ret{st, err, time.Now()}
 	}()
-	testkit.WaitFor(t, 30*time.Second, "12 records in flight", func() bool { n, _ := p.Buffered(); return n == 12 })
+	// The reader may hand over the 12 in more than one poll: the first
+	// chunk hangs, and the rest stay unsent.
+	testkit.WaitFor(t, 30*time.Second, "records in flight", func() bool { n, _ := p.Buffered(); return n > 0 })
 	canceled := time.Now()
 	cancel()
 	var r ret
