@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kprod/kprod/dlq/spool"
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/kprod/kprod/internal/testkit"
 	"go.uber.org/goleak"
 )
@@ -241,4 +244,34 @@ func TestSetAside(t *testing.T) {
 	if code, out, errs := runCmd(t, "inspect", dir); code != 0 || !strings.Contains(out, "set aside none") {
 		t.Fatalf("inspect after clean-up: exit %d\n%s%s", code, out, errs)
 	}
+}
+
+// TestReplayOnBareCluster: replay against a broker with no topics. With
+// auto-creation off the records stay in the spool and replay says which
+// topic is missing and what to do; with KPROD_AUTO_CREATE_TOPICS on a
+// broker that allows it, the topic is created and the records replayed.
+func TestReplayOnBareCluster(t *testing.T) {
+	t.Run("auto-creation off", func(t *testing.T) {
+		c := testkit.Cluster(t, nil)
+		t.Setenv("KPROD_BROKERS", c.ListenAddrs()[0])
+		dir := t.TempDir() + "/spool"
+		fill(t, dir, 2)
+		code, out, errs := runCmd(t, "replay", dir)
+		if code == 0 || !strings.Contains(out+errs, "does not exist") || !strings.Contains(out+errs, "AutoCreateTopics") {
+			t.Fatalf("exit %d, want a failure naming the missing topic and the fixes:\n%s%s", code, out, errs)
+		}
+		if code, out, _ := runCmd(t, "inspect", dir); code != 0 || !regexp.MustCompile(`records\s+2\n`).MatchString(out) {
+			t.Fatalf("inspect after a refused replay: exit %d, want the 2 records still spooled:\n%s", code, out)
+		}
+	})
+	t.Run("auto-creation on", func(t *testing.T) {
+		c := testkit.Cluster(t, nil, kfake.AllowAutoTopicCreation())
+		t.Setenv("KPROD_BROKERS", c.ListenAddrs()[0])
+		t.Setenv("KPROD_AUTO_CREATE_TOPICS", "true")
+		dir := t.TempDir() + "/spool"
+		fill(t, dir, 2)
+		if code, out, errs := runCmd(t, "replay", dir); code != 0 || !strings.Contains(out, "replayed  2") {
+			t.Fatalf("exit %d, want 2 replayed:\n%s%s", code, out, errs)
+		}
+	})
 }
