@@ -59,7 +59,7 @@ func bounds(ctx context.Context, adm *kadm.Client, topic string) (starts, ends m
 	return starts, ends, nil
 }
 
-// ErrNoTopic: the dead-letter topic does not exist.
+// ErrNoTopic is returned when the dead-letter topic does not exist.
 var ErrNoTopic = errors.New("kprod: topic does not exist")
 
 // reader reads a topic's partitions from given offsets up to given ends,
