@@ -338,6 +338,14 @@ step "tests on in-process kfake, GOFLAGS=-race"
 KAFKATEST_BACKEND=kfake KAFKATEST_REQUIRE=kfake GOFLAGS="$GOFLAGS -race" go test "${flags[@]}" ./...
 
 if timeout 5 docker info >/dev/null 2>&1; then
+	# kafkatest finds the image of a released kprod version by that
+	# version alone (a release never changes); the simulated v0.1.0 does
+	# change with the tree, so an image an earlier run built from it is
+	# stale: remove those first.
+	stale=$(docker images -q --filter label=org.kprod.kafkatest.build | sort -u)
+	if [ -n "$stale" ]; then
+		docker rmi -f $stale >/dev/null
+	fi
 	step "tests on the kfake-container backend, GOFLAGS=-race, -p 4 (kafkatest builds the image from the proxied module)"
 	KAFKATEST_BACKEND=kfake-container KAFKATEST_REQUIRE=kfake-container GOFLAGS="$GOFLAGS -race" go test "${flags[@]}" ./...
 	step "tests on the kfake-container backend, -mod=vendor"
