@@ -5,12 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/kprod/kprod/internal/errname"
 	"github.com/kprod/kprod/kafkaproducer"
 )
 
@@ -198,8 +198,8 @@ func buildDeadLetter(rec kafkaproducer.Record, f failure, o dlHeaders) kafkaprod
 		add(SpringOriginalOffset, binary.BigEndian.AppendUint64(nil, ^uint64(0))) // -1: never written
 		add(SpringOriginalTimestamp, binary.BigEndian.AppendUint64(nil, uint64(ts.UnixMilli())))
 		add(SpringOriginalTimestampType, []byte("CreateTime"))
-		add(SpringExceptionFQCN, []byte(typeName(f.cause)))
-		add(SpringExceptionCauseFQCN, []byte(typeName(innermost(f.cause))))
+		add(SpringExceptionFQCN, []byte(errname.TypeName(f.cause)))
+		add(SpringExceptionCauseFQCN, []byte(errname.TypeName(errname.Innermost(f.cause))))
 		add(SpringExceptionMessage, []byte(msg))
 	}
 	// No Timestamp: franz-go measures the delivery timeout from a
@@ -229,42 +229,4 @@ func (d *Producer) deadLetterRecord(it *item, failedAt time.Time) kafkaproducer.
 
 func deadLetterTopic(pattern, topic string) string {
 	return strings.ReplaceAll(pattern, "{topic}", topic)
-}
-
-// typeName is the Go analogue of a Java fully qualified class name:
-// "github.com/kprod/kprod/kafkaproducer.SendError".
-func typeName(err error) string {
-	if err == nil {
-		return ""
-	}
-	t := reflect.TypeOf(err)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.PkgPath() == "" || t.Name() == "" {
-		return t.String()
-	}
-	return t.PkgPath() + "." + t.Name()
-}
-
-// innermost follows single-error Unwrap chains to the root cause.
-func innermost(err error) error {
-	for {
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			next := u.Unwrap()
-			if next == nil {
-				return err
-			}
-			err = next
-		case interface{ Unwrap() []error }:
-			errs := u.Unwrap()
-			if len(errs) == 0 {
-				return err
-			}
-			err = errs[len(errs)-1] // "%w: %w" puts the cause last
-		default:
-			return err
-		}
-	}
 }

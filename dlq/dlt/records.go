@@ -3,12 +3,12 @@ package dlt
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kprod/kprod/dlq"
+	"github.com/kprod/kprod/internal/errname"
 	"github.com/kprod/kprod/kafkaproducer"
 )
 
@@ -84,8 +84,8 @@ func failedAgainRecord(d DeadLetter, dlt, target string, cause error, clientID s
 	hs = append(hs, kafkaproducer.Header{Key: HeaderReplayCount, Value: strconv.AppendInt(nil, int64(d.ReplayCount+1), 10)})
 	if d.Spring != nil {
 		hs = append(hs,
-			kafkaproducer.Header{Key: dlq.SpringExceptionFQCN, Value: []byte(typeName(cause))},
-			kafkaproducer.Header{Key: dlq.SpringExceptionCauseFQCN, Value: []byte(typeName(innermost(cause)))},
+			kafkaproducer.Header{Key: dlq.SpringExceptionFQCN, Value: []byte(errname.TypeName(cause))},
+			kafkaproducer.Header{Key: dlq.SpringExceptionCauseFQCN, Value: []byte(errname.TypeName(errname.Innermost(cause)))},
 			kafkaproducer.Header{Key: dlq.SpringExceptionMessage, Value: []byte(msg)},
 		)
 	}
@@ -99,42 +99,4 @@ func hasHeader(hs []kafkaproducer.Header, key string) bool {
 		}
 	}
 	return false
-}
-
-// typeName is the Go analogue of a Java class name, as package dlq
-// writes kafka_dlt-exception-fqcn.
-func typeName(err error) string {
-	if err == nil {
-		return ""
-	}
-	t := reflect.TypeOf(err)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.PkgPath() == "" || t.Name() == "" {
-		return t.String()
-	}
-	return t.PkgPath() + "." + t.Name()
-}
-
-// innermost follows Unwrap to the root cause ("%w: %w" puts it last).
-func innermost(err error) error {
-	for {
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			next := u.Unwrap()
-			if next == nil {
-				return err
-			}
-			err = next
-		case interface{ Unwrap() []error }:
-			errs := u.Unwrap()
-			if len(errs) == 0 {
-				return err
-			}
-			err = errs[len(errs)-1]
-		default:
-			return err
-		}
-	}
 }
