@@ -216,27 +216,40 @@ func (p *Producer) sendAsync(ctx context.Context, pd *pending, rec *Record, bloc
 // be sent: a check failed, ctx ended first, there is no room (and block
 // is false), or the producer is closing. The refusal runs the hooks.
 func (p *Producer) admit(ctx context.Context, pd *pending, rec *Record, block bool) (Result, bool) {
-	err := p.check(rec)
-	size := userSize(rec)
+	size, err := p.vet(rec)
 	if err == nil {
-		err = p.checkSize(size)
-	}
-	if err == nil {
-		select {
-		case <-ctx.Done():
-			err = notSent(ctx)
-		default:
-			err = p.gate.take(ctx, 1, size, block)
-			if err != nil && ctx.Err() != nil {
-				err = notSent(ctx)
-			}
-		}
+		err = p.reserve(ctx, 1, size, block)
 	}
 	if err != nil {
 		return p.refuse(*rec, err), false
 	}
 	p.fill(pd, ctx, rec, size)
 	return Result{}, true
+}
+
+// vet checks a record (check, checkSize) and returns the size it takes in
+// the buffer.
+func (p *Producer) vet(rec *Record) (int64, error) {
+	size := userSize(rec)
+	if err := p.check(rec); err != nil {
+		return size, err
+	}
+	return size, p.checkSize(size)
+}
+
+// reserve takes room for n records of size bytes in the buffer, unless
+// ctx has already ended or ends first: the records are then not sent.
+func (p *Producer) reserve(ctx context.Context, n, size int64, block bool) error {
+	select {
+	case <-ctx.Done():
+		return notSent(ctx)
+	default:
+	}
+	err := p.gate.take(ctx, n, size, block)
+	if err != nil && ctx.Err() != nil {
+		return notSent(ctx)
+	}
+	return err
 }
 
 // notSent is the error of a record withdrawn because its ctx ended
@@ -484,11 +497,7 @@ func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
 	var chunkBytes int64
 	for i := range recs {
 		rec := &recs[i]
-		err := p.check(rec)
-		size := userSize(rec)
-		if err == nil {
-			err = p.checkSize(size)
-		}
+		size, err := p.vet(rec)
 		if err != nil {
 			results[i] = p.refuse(*rec, err)
 			continue
@@ -514,16 +523,7 @@ func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
 // sendChunk sends the records of SendBatch at positions idx, which fit in
 // the buffer together, and fills their results.
 func (p *Producer) sendChunk(ctx context.Context, recs []Record, pds []pending, results Results, idx []int, size int64) {
-	var err error
-	select {
-	case <-ctx.Done():
-		err = notSent(ctx)
-	default:
-		if err = p.gate.take(ctx, int64(len(idx)), size, true); err != nil && ctx.Err() != nil {
-			err = notSent(ctx)
-		}
-	}
-	if err != nil {
+	if err := p.reserve(ctx, int64(len(idx)), size, true); err != nil {
 		for _, i := range idx {
 			results[i] = p.refuse(recs[i], err)
 		}
