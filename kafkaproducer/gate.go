@@ -19,15 +19,18 @@ import (
 // Senders add to in and franz-go's promise goroutine adds to out, each on
 // a cache line of its own: what is buffered is in minus out. A counter
 // both sides wrote would move its cache line between cores twice per
-// record.
+// record. For the same reason senders admit against a copy of out on
+// their own line (seen), and read out itself only when the copy says the
+// buffer is full.
 type gate struct {
 	maxRecords, maxBytes int64 // maxBytes 0: no byte limit
 
-	_   cacheLinePad
-	in  counts // admitted, ever (less admissions taken back)
-	_   cacheLinePad
-	out counts // released, ever
-	_   cacheLinePad
+	_    cacheLinePad
+	in   counts // admitted, ever (less admissions taken back)
+	seen counts // out, as a sender last read it (see tryTake)
+	_    cacheLinePad
+	out  counts // released, ever
+	_    cacheLinePad
 
 	waiters atomic.Int32 // callers blocked in take
 
@@ -100,9 +103,17 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 // tryTake admits the records if they fit and the gate is open. The
 // caller wakes the waiters when it fails (see take).
 func (g *gate) tryTake(n, size int64) bool {
-	fits := g.in.records.Add(n)-g.out.records.Load() <= g.maxRecords
+	in := g.in.records.Add(n)
+	var inBytes int64
 	if g.maxBytes > 0 {
-		fits = g.in.bytes.Add(size)-g.out.bytes.Load() <= g.maxBytes && fits
+		inBytes = g.in.bytes.Add(size)
+	}
+	fits := g.fits(in, inBytes)
+	if !fits {
+		// The out counts seen last may be stale: read them again.
+		g.seen.records.Store(g.out.records.Load())
+		g.seen.bytes.Store(g.out.bytes.Load())
+		fits = g.fits(in, inBytes)
 	}
 	if fits && !g.shut.Load() {
 		return true
@@ -116,15 +127,43 @@ func (g *gate) tryTake(n, size int64) bool {
 	return false
 }
 
+// fits reports whether in records of inBytes bytes, admitted ever, fit
+// the limits given the out counts seen last. Those only lag out, which
+// only grows: a stale copy underestimates the room, never overstates it.
+func (g *gate) fits(in, inBytes int64) bool {
+	if in-g.seen.records.Load() > g.maxRecords {
+		return false
+	}
+	return g.maxBytes == 0 || inBytes-g.seen.bytes.Load() <= g.maxBytes
+}
+
 // release ends what take started for n records of size bytes in all,
 // once their outcomes are reported.
+//
+// Waiters are woken once the buffer has drained to its low-water mark, a
+// sixteenth of each limit free, not on every release: a wake-up per
+// record costs a channel and a goroutine switch per record and refills
+// the buffer one record at a time (franz-go wakes a blocked Produce once
+// per batch for the same reason). Every admitted record is released, so
+// the buffer always reaches the mark; a waiter that needs more room than
+// the mark frees is woken on every release below it.
 func (g *gate) release(n, size int64) {
 	g.out.records.Add(n)
 	if g.maxBytes > 0 {
 		g.out.bytes.Add(size)
 	}
-	g.wakeWaiters()
+	if g.waiters.Load() > 0 && g.belowLowWater() {
+		g.wakeWaiters()
+	}
 	g.noteDrained()
+}
+
+// belowLowWater reports whether a sixteenth of each limit is free.
+func (g *gate) belowLowWater() bool {
+	if g.buffered() > g.maxRecords-g.maxRecords/16 {
+		return false
+	}
+	return g.maxBytes == 0 || g.in.bytes.Load()-g.out.bytes.Load() <= g.maxBytes-g.maxBytes/16
 }
 
 // buffered is how many records are admitted and not yet released.

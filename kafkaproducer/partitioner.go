@@ -159,7 +159,7 @@ func isExplicit(r *kgo.Record) bool {
 		return false // kprod's records without one say -1
 	}
 	pd := pendingOf(r)
-	return pd != nil && pd.explicit
+	return pd != nil && pd.explicit != 0
 }
 
 func (e explicitTopic) RequiresConsistency(r *kgo.Record) bool {
@@ -179,7 +179,7 @@ func (e explicitTopic) Partition(r *kgo.Record, n int) int {
 func checkExplicit(r *kgo.Record, n int) int {
 	if int(r.Partition) >= n {
 		if pd := pendingOf(r); pd != nil {
-			pd.partitions = int32(n)
+			pd.explicit = int32(n)
 		}
 	}
 	return int(r.Partition)

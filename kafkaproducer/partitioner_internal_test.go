@@ -177,7 +177,7 @@ func TestExplicitPartitionWins(t *testing.T) {
 	for _, name := range Partitioners() {
 		p, _ := name.build()
 		tp := p.ForTopic("t")
-		px := &pending{explicit: true, parent: context.Background()}
+		px := &pending{explicit: -1, parent: context.Background()}
 		px.kr = kgo.Record{Key: []byte("k"), Partition: 5, Context: px}
 		if got := part(tp, &px.kr); got != 5 || !tp.RequiresConsistency(&px.kr) {
 			t.Errorf("%s: explicit partition 5 went to %d", name, got)

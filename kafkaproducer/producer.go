@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,7 +149,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 func (p *Producer) produceSync(pd *pending) Result {
 	rs := p.cl.ProduceSync(pd, &pd.kr)
 	res := p.complete(pd, rs[0].Err)
-	p.gate.release(1, pd.size)
+	p.gate.release(1, int64(pd.size))
 	return res
 }
 
@@ -230,7 +231,7 @@ func (p *Producer) admit(ctx context.Context, pd *pending, rec *Record, block bo
 // vet checks a record (check, checkSize) and returns the size it takes in
 // the buffer.
 func (p *Producer) vet(rec *Record) (int64, error) {
-	size := userSize(rec)
+	size := userSize(rec.Key, rec.Value, rec.Headers)
 	if err := p.check(rec); err != nil {
 		return size, err
 	}
@@ -263,9 +264,9 @@ func notSent(ctx context.Context) error {
 // pending).
 func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record, size int64) {
 	pd.parent = ctx
+	pd.size = int32(size) // vet refuses what does not fit
 	now := p.clock.Now()
 	pd.start = int64(now.Sub(p.epoch))
-	pd.size = size
 	ts := rec.Timestamp
 	if ts.IsZero() {
 		ts = now
@@ -276,7 +277,7 @@ func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record, size int6
 	r.Topic, r.Key, r.Value, r.Headers = rec.Topic, rec.Key, rec.Value, rec.Headers
 	r.Timestamp, r.Partition, r.Context = ts, -1, pd
 	if rec.PartitionSet {
-		pd.explicit = true
+		pd.explicit = -1
 		pd.kr.Partition = rec.Partition
 	}
 }
@@ -307,6 +308,9 @@ func (p *Producer) check(rec *Record) error {
 
 // checkSize refuses a record that could never fit in the buffer.
 func (p *Producer) checkSize(size int64) error {
+	if size > math.MaxInt32 {
+		return fmt.Errorf("%w: the record's key, value and headers are %d bytes, more than a Kafka record can hold", kerr.MessageTooLarge, size)
+	}
 	if p.gate.maxBytes > 0 && size > p.gate.maxBytes {
 		return fmt.Errorf("%w: the record's key, value and headers are %d bytes, more than MaxBufferedBytes (%d) lets the producer hold; raise MaxBufferedBytes or send a smaller record",
 			kerr.MessageTooLarge, size, p.gate.maxBytes)
@@ -392,7 +396,7 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 	} else if res := p.complete(pd, err); pd.recv != nil {
 		pd.recv.receive(res)
 	}
-	p.gate.release(1, pd.size) // after the callback: Close waits for callbacks too
+	p.gate.release(1, int64(pd.size)) // after the callback: Close waits for callbacks too
 }
 
 // complete turns a finished record into its Result: the error classified
@@ -442,14 +446,14 @@ func (c *Config) result(pd *pending, err error, latency time.Duration) Result {
 		Timestamp: r.Timestamp,
 		Latency:   latency,
 	}
-	if pd.explicit {
+	if pd.explicit != 0 {
 		res.Record.Partition, res.Record.PartitionSet = r.Partition, true
 	}
 	if err == nil {
 		return res
 	}
-	if pd.partitions > 0 {
-		err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, pd.partitions, err)
+	if pd.explicit > 0 {
+		err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, pd.explicit, err)
 	}
 	err = c.explain(r, err)
 	// franz-go fails a record whose delivery timeout passed while
@@ -510,7 +514,7 @@ func (p *Producer) SendBatch(ctx context.Context, recs []Record) Results {
 			p.sendChunk(ctx, recs, pds, results, chunk, chunkBytes)
 			chunk, chunkBytes = chunk[:0], 0
 		}
-		pds[i].size = size
+		pds[i].size = int32(size) // vet refuses what does not fit
 		chunk = append(chunk, i)
 		chunkBytes += size
 	}
@@ -529,29 +533,34 @@ func (p *Producer) sendChunk(ctx context.Context, recs []Record, pds []pending, 
 		}
 		return
 	}
+	// Each record's Result goes to its place in out: the caller's
+	// results, or (as in Send, so that the caller can stop waiting on
+	// ctx while a goroutine waits for the records) results of the
+	// goroutine's own.
+	out := results
+	if ctx.Done() != nil {
+		out = make(Results, len(recs))
+	}
 	krs := make([]*kgo.Record, len(idx))
 	for j, i := range idx {
 		pd := &pds[i]
-		p.fill(pd, ctx, &recs[i], pd.size)
-		pd.idx = int32(i)
+		pd.recv = (*resultSlot)(&out[i])
+		p.fill(pd, ctx, &recs[i], int64(pd.size))
 		krs[j] = &pd.kr
 	}
 	if ctx.Done() == nil {
-		p.produceChunk(krs, results, size)
+		p.produceChunk(krs, size)
 		return
 	}
-	// As in Send: a goroutine waits for the records, into its own
-	// results, so the caller can stop waiting on ctx.
-	sent := make(Results, len(recs))
 	finished := make(chan struct{})
 	go func() {
-		p.produceChunk(krs, sent, size)
+		p.produceChunk(krs, size)
 		close(finished)
 	}()
 	select {
 	case <-finished:
 		for _, i := range idx {
-			results[i] = sent[i]
+			results[i] = out[i]
 		}
 	case <-ctx.Done():
 		for _, i := range idx {
@@ -560,14 +569,14 @@ func (p *Producer) sendChunk(ctx context.Context, recs []Record, pds []pending, 
 	}
 }
 
-// produceChunk sends admitted records, waits for them and writes each
-// Result at its SendBatch position.
-func (p *Producer) produceChunk(krs []*kgo.Record, results Results, size int64) {
-	// Every record of the chunk has the same context: its own pending.
+// produceChunk sends admitted records, waits for them and hands each
+// Result to its record's resultSlot.
+func (p *Producer) produceChunk(krs []*kgo.Record, size int64) {
+	// Every record of the chunk has its own context: its pending.
 	// ProduceSync keeps the context a record already has.
 	for _, r := range p.cl.ProduceSync(context.Background(), krs...) {
 		pd := pendingOf(r.Record)
-		results[pd.idx] = p.complete(pd, r.Err)
+		pd.recv.receive(p.complete(pd, r.Err))
 	}
 	p.gate.release(int64(len(krs)), size)
 }

@@ -1,0 +1,121 @@
+package kafkaproducer
+
+import (
+	"context"
+	"errors"
+	"math"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestPendingSize: a pending record stays in the 208-byte size class.
+// Up to 100,000 are in flight, and franz-go's promise goroutine touches
+// each one's cache lines once more when its response arrives.
+func TestPendingSize(t *testing.T) {
+	if n := reflect.TypeFor[pending]().Size(); n > 208 {
+		t.Errorf("pending is %d bytes, more than 208: the promise goroutine touches every byte of it per record", n)
+	}
+}
+
+// addHeader is a franz-go hook that adds a header to every record it
+// buffers, as kotel does with trace context.
+type addHeader struct{}
+
+func (addHeader) OnProduceRecordBuffered(r *kgo.Record) {
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte("00-0123456789abcdef0123456789abcdef-0123456789abcdef-01")})
+}
+
+// TestGateReleasesWhatItAdmitted: a hook that adds headers after a record
+// was admitted does not unbalance the buffer's byte count; the gate
+// releases the size it admitted, for single sends and for batches.
+func TestGateReleasesWhatItAdmitted(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := New(Config{
+		Brokers:          c.ListenAddrs(),
+		MaxBufferedBytes: 1 << 20,
+		Opts:             []kgo.Opt{kgo.WithHooks(addHeader{})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 500 {
+		wg.Add(1)
+		err := p.SendAsync(ctx, Record{Topic: "orders", Value: []byte("value"), Headers: []Header{{Key: "n", Value: []byte{byte(i)}}}}, func(res Result) {
+			defer wg.Done()
+			if res.Err != nil {
+				t.Error(res.Err)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := make([]Record, 100)
+	for i := range batch {
+		batch[i] = Record{Topic: "orders", Key: []byte{byte(i)}, Value: []byte("value")}
+	}
+	if err := p.SendBatch(ctx, batch).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in, out := p.gate.in.bytes.Load(), p.gate.out.bytes.Load()
+	if in != out || in == 0 {
+		t.Errorf("gate admitted %d bytes and released %d", in, out)
+	}
+}
+
+// TestRecordBeyondInt32Refused: no Kafka record holds more than
+// math.MaxInt32 bytes; such a record is refused before it is buffered.
+func TestRecordBeyondInt32Refused(t *testing.T) {
+	p := &Producer{gate: newGate(10, 0)}
+	if err := p.checkSize(math.MaxInt32 + 1); !errors.Is(err, kerr.MessageTooLarge) {
+		t.Errorf("a record of 2 GiB: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	if err := p.checkSize(math.MaxInt32); err != nil {
+		t.Errorf("a record of math.MaxInt32 bytes with no byte limit: %v", err)
+	}
+}
+
+// TestGateWaiterGetsIn: a waiter is woken once the buffer drains to its
+// low-water mark, and one that needs more room than the mark frees is
+// woken until it fits; either way it gets in with no further sends.
+func TestGateWaiterGetsIn(t *testing.T) {
+	for _, n := range []int64{1, 40} {
+		g := newGate(160, 0)
+		if err := g.take(context.Background(), 160, 0, true); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- g.take(context.Background(), n, 0, true) }()
+		for g.waiters.Load() == 0 {
+			time.Sleep(time.Millisecond) // until the waiter waits
+		}
+		for range n + 10 {
+			g.release(1, 0)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("waiter for %d: %v", n, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waiter for %d records not admitted after %d of 160 were released", n, n+10)
+		}
+	}
+}
