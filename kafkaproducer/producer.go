@@ -123,8 +123,8 @@ func (p *Producer) Client() *kgo.Client { return p.cl }
 func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 	ctx = orBackground(ctx)
 	pd := new(pending)
-	if res, ok := p.admit(ctx, pd, &rec, true); !ok {
-		return res, res.Err
+	if err := p.admit(ctx, pd, &rec, true); err != nil {
+		return failedResult(rec, err), err
 	}
 	if ctx.Done() == nil {
 		res := p.produceSync(pd)
@@ -148,7 +148,8 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Result, error) {
 // caller waiting on one record should not wait for a batch to fill.
 func (p *Producer) produceSync(pd *pending) Result {
 	rs := p.cl.ProduceSync(pd, &pd.kr)
-	res := p.complete(pd, rs[0].Err)
+	var res Result
+	p.complete(&res, pd, rs[0].Err)
 	p.gate.release(1, int64(pd.size))
 	return res
 }
@@ -205,27 +206,27 @@ func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) err
 // sendAsync is SendAsync, SendAsyncErr, TrySend and their typed forms: pd
 // carries the callback.
 func (p *Producer) sendAsync(ctx context.Context, pd *pending, rec *Record, block bool) error {
-	if res, ok := p.admit(orBackground(ctx), pd, rec, block); !ok {
-		return res.Err
+	if err := p.admit(orBackground(ctx), pd, rec, block); err != nil {
+		return err
 	}
 	p.cl.Produce(pd, &pd.kr, p.promise)
 	return nil
 }
 
 // admit checks a record and takes its room in the buffer, filling pd. It
-// returns the refused record's Result and false when the record may not
-// be sent: a check failed, ctx ended first, there is no room (and block
-// is false), or the producer is closing. The refusal runs the hooks.
-func (p *Producer) admit(ctx context.Context, pd *pending, rec *Record, block bool) (Result, bool) {
+// returns the refused record's *SendError when the record may not be
+// sent: a check failed, ctx ended first, there is no room (and block is
+// false), or the producer is closing. The refusal runs the hooks.
+func (p *Producer) admit(ctx context.Context, pd *pending, rec *Record, block bool) error {
 	size, err := p.vet(rec)
 	if err == nil {
 		err = p.reserve(ctx, 1, size, block)
 	}
 	if err != nil {
-		return p.refuse(*rec, err), false
+		return p.refuse(*rec, err).Err
 	}
 	p.fill(pd, ctx, rec, size)
-	return Result{}, true
+	return nil
 }
 
 // vet checks a record (check, checkSize) and returns the size it takes in
@@ -241,10 +242,8 @@ func (p *Producer) vet(rec *Record) (int64, error) {
 // reserve takes room for n records of size bytes in the buffer, unless
 // ctx has already ended or ends first: the records are then not sent.
 func (p *Producer) reserve(ctx context.Context, n, size int64, block bool) error {
-	select {
-	case <-ctx.Done():
+	if ctx.Err() != nil {
 		return notSent(ctx)
-	default:
 	}
 	err := p.gate.take(ctx, n, size, block)
 	if err != nil && ctx.Err() != nil {
@@ -341,7 +340,7 @@ func (c *Config) checkRecord(rec *Record, now time.Time) error {
 // (so metrics count it by class).
 func (p *Producer) refuse(rec Record, err error) Result {
 	res := failedResult(rec, err)
-	p.runHooks(res)
+	p.runHooks(&res)
 	return res
 }
 
@@ -374,9 +373,9 @@ func sendError(topic string, partition int32, key []byte, err error) error {
 	return &SendError{Topic: topic, Partition: partition, Key: key, Class: classify(err), Err: err}
 }
 
-func (p *Producer) runHooks(res Result) {
+func (p *Producer) runHooks(res *Result) {
 	for _, h := range p.hooks {
-		h.OnRecordDone(res)
+		h.OnRecordDone(*res)
 	}
 }
 
@@ -393,18 +392,31 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 	}
 	if f, ok := pd.recv.(errFunc); ok && err == nil && len(p.hooks) == 0 {
 		f(nil) // nobody reads a Result: build none
-	} else if res := p.complete(pd, err); pd.recv != nil {
-		pd.recv.receive(res)
+	} else {
+		// One Result, built in place and copied once per hook and
+		// once to the callback: it is 184 bytes, and each copy costs
+		// franz-go's one promise goroutine time per record.
+		var res Result
+		p.complete(&res, pd, err)
+		switch recv := pd.recv.(type) {
+		case errFunc:
+			recv(res.Err)
+		case resultFunc:
+			recv(res)
+		case nil:
+		default:
+			recv.receive(res)
+		}
 	}
 	p.gate.release(1, int64(pd.size)) // after the callback: Close waits for callbacks too
 }
 
-// complete turns a finished record into its Result: the error classified
-// and wrapped, the record kept for Close's report if closing, the hooks
-// run. Every record kprod hands to franz-go passes through here once but
-// a SendAsyncErr success without hooks; the caller then releases it, after
-// any callback.
-func (p *Producer) complete(pd *pending, err error) Result {
+// complete turns a finished record into its Result, in res: the error
+// classified and wrapped, the record kept for Close's report if closing,
+// the hooks run. Every record kprod hands to franz-go passes through here
+// once but a SendAsyncErr success without hooks; the caller then releases
+// it, after any callback.
+func (p *Producer) complete(res *Result, pd *pending, err error) {
 	var latency time.Duration
 	if err == nil {
 		latency = p.acks.latency(pd.start) // no clock read per record
@@ -416,24 +428,23 @@ func (p *Producer) complete(pd *pending, err error) Result {
 			err = ce // the authentication or TLS failure behind the abort
 		}
 	}
-	res := p.cfg.result(pd, err, latency)
+	p.cfg.result(res, pd, err, latency)
 	if err != nil && p.closing.Load() {
 		p.mu.Lock()
-		p.undelivered = append(p.undelivered, res)
+		p.undelivered = append(p.undelivered, *res)
 		p.mu.Unlock()
 	}
 	p.runHooks(res)
-	return res
 }
 
-// result builds the Result of a record franz-go finished: a failure
+// result fills res with the Result of a record franz-go finished: a failure
 // becomes a *SendError with its Class; franz-go's timeout, buffer-full and
 // closed errors wrap kprod's sentinels; a retriable error that outlived
 // DeliveryTimeout wraps ErrDeliveryTimeout; an explicit partition the
 // topic does not have wraps ErrBadPartition.
-func (c *Config) result(pd *pending, err error, latency time.Duration) Result {
+func (c *Config) result(res *Result, pd *pending, err error, latency time.Duration) {
 	r := &pd.kr
-	res := Result{
+	*res = Result{
 		Record: Record{
 			Topic:     r.Topic,
 			Key:       r.Key,
@@ -450,7 +461,7 @@ func (c *Config) result(pd *pending, err error, latency time.Duration) Result {
 		res.Record.Partition, res.Record.PartitionSet = r.Partition, true
 	}
 	if err == nil {
-		return res
+		return
 	}
 	if pd.explicit > 0 {
 		err = fmt.Errorf("%w: partition %d of a topic with %d: %w", ErrBadPartition, r.Partition, pd.explicit, err)
@@ -470,7 +481,6 @@ func (c *Config) result(pd *pending, err error, latency time.Duration) Result {
 	// the SendError names the partition it was going to.
 	res.Partition, res.Offset = -1, -1
 	res.Err = sendError(r.Topic, r.Partition, r.Key, wrapCause(err))
-	return res
 }
 
 // wrapCause puts kprod's sentinel in front of franz-go's equivalent, so
@@ -576,7 +586,9 @@ func (p *Producer) produceChunk(krs []*kgo.Record, size int64) {
 	// ProduceSync keeps the context a record already has.
 	for _, r := range p.cl.ProduceSync(context.Background(), krs...) {
 		pd := pendingOf(r.Record)
-		pd.recv.receive(p.complete(pd, r.Err))
+		var res Result
+		p.complete(&res, pd, r.Err)
+		pd.recv.receive(res)
 	}
 	p.gate.release(int64(len(krs)), size)
 }
