@@ -139,31 +139,13 @@ func (g *gate) fits(in, inBytes int64) bool {
 
 // release ends what take started for n records of size bytes in all,
 // once their outcomes are reported.
-//
-// Waiters are woken once the buffer has drained to its low-water mark, a
-// sixteenth of each limit free, not on every release: a wake-up per
-// record costs a channel and a goroutine switch per record and refills
-// the buffer one record at a time (franz-go wakes a blocked Produce once
-// per batch for the same reason). Every admitted record is released, so
-// the buffer always reaches the mark; a waiter that needs more room than
-// the mark frees is woken on every release below it.
 func (g *gate) release(n, size int64) {
 	g.out.records.Add(n)
 	if g.maxBytes > 0 {
 		g.out.bytes.Add(size)
 	}
-	if g.waiters.Load() > 0 && g.belowLowWater() {
-		g.wakeWaiters()
-	}
+	g.wakeWaiters()
 	g.noteDrained()
-}
-
-// belowLowWater reports whether a sixteenth of each limit is free.
-func (g *gate) belowLowWater() bool {
-	if g.buffered() > g.maxRecords-g.maxRecords/16 {
-		return false
-	}
-	return g.maxBytes == 0 || g.in.bytes.Load()-g.out.bytes.Load() <= g.maxBytes-g.maxBytes/16
 }
 
 // buffered is how many records are admitted and not yet released.

@@ -92,9 +92,9 @@ func TestRecordBeyondInt32Refused(t *testing.T) {
 	}
 }
 
-// TestGateWaiterGetsIn: a waiter is woken once the buffer drains to its
-// low-water mark, and one that needs more room than the mark frees is
-// woken until it fits; either way it gets in with no further sends.
+// TestGateWaiterGetsIn: a waiter for one record, or for a SendBatch chunk
+// of a quarter of the buffer, gets in once enough room is released, with
+// no further sends.
 func TestGateWaiterGetsIn(t *testing.T) {
 	for _, n := range []int64{1, 40} {
 		g := newGate(160, 0)
@@ -116,6 +116,37 @@ func TestGateWaiterGetsIn(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("waiter for %d records not admitted after %d of 160 were released", n, n+10)
+		}
+	}
+}
+
+// TestSendBatchChunksKeepPositions: a batch many times the buffer goes in
+// chunks, and every Result lands at its record's position, with a ctx that
+// can end (each chunk's results are its own until they are copied) and
+// without.
+func TestSendBatchChunksKeepPositions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := New(Config{Brokers: c.ListenAddrs(), MaxBufferedRecords: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	batch := make([]Record, 50)
+	for i := range batch {
+		batch[i] = Record{Topic: "orders", Key: []byte{byte(i % 7)}, Value: []byte{byte(i)}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, ctx := range []context.Context{ctx, context.Background()} {
+		rs := p.SendBatch(ctx, batch)
+		for i, r := range rs {
+			if r.Err != nil || len(r.Record.Value) != 1 || r.Record.Value[0] != byte(i) || r.Offset < 0 {
+				t.Fatalf("result %d: value %v, offset %d, err %v", i, r.Record.Value, r.Offset, r.Err)
+			}
 		}
 	}
 }

@@ -543,18 +543,21 @@ func (p *Producer) sendChunk(ctx context.Context, recs []Record, pds []pending, 
 		}
 		return
 	}
-	// Each record's Result goes to its place in out: the caller's
-	// results, or (as in Send, so that the caller can stop waiting on
-	// ctx while a goroutine waits for the records) results of the
-	// goroutine's own.
-	out := results
+	// Each record's Result goes to its slot: in the caller's results,
+	// or (as in Send, so that the caller can stop waiting on ctx while a
+	// goroutine waits for the records) in the chunk's own.
+	var out Results
 	if ctx.Done() != nil {
-		out = make(Results, len(recs))
+		out = make(Results, len(idx))
 	}
 	krs := make([]*kgo.Record, len(idx))
 	for j, i := range idx {
 		pd := &pds[i]
-		pd.recv = (*resultSlot)(&out[i])
+		if out != nil {
+			pd.recv = (*resultSlot)(&out[j])
+		} else {
+			pd.recv = (*resultSlot)(&results[i])
+		}
 		p.fill(pd, ctx, &recs[i], int64(pd.size))
 		krs[j] = &pd.kr
 	}
@@ -569,8 +572,8 @@ func (p *Producer) sendChunk(ctx context.Context, recs []Record, pds []pending, 
 	}()
 	select {
 	case <-finished:
-		for _, i := range idx {
-			results[i] = out[i]
+		for j, i := range idx {
+			results[i] = out[j]
 		}
 	case <-ctx.Done():
 		for _, i := range idx {
