@@ -34,8 +34,10 @@ type gate struct {
 
 	waiters atomic.Int32 // callers blocked in take
 
-	mu   sync.Mutex
-	wake chan struct{} // closed and replaced when room is freed
+	mu sync.Mutex
+	// wake is closed when room is freed, and made again by the next
+	// caller to wait: until then, releases have no one to wake.
+	wake chan struct{}
 
 	shut      atomic.Bool   // set by close: no more admissions
 	closing   chan struct{} // closed by close: waiters give up
@@ -48,7 +50,6 @@ func newGate(maxRecords, maxBytes int64) *gate {
 	return &gate{
 		maxRecords: maxRecords,
 		maxBytes:   maxBytes,
-		wake:       make(chan struct{}),
 		closing:    make(chan struct{}),
 		drained:    make(chan struct{}),
 	}
@@ -62,12 +63,16 @@ func newGate(maxRecords, maxBytes int64) *gate {
 func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 	// While callers wait for room, newcomers queue behind them rather
 	// than take the room a release frees for a waiter.
-	if g.waiters.Load() == 0 && g.tryTake(n, size) {
-		return nil
+	if g.waiters.Load() == 0 {
+		if g.tryTake(n, size) {
+			return nil
+		}
+		// Our count, added and taken back, may have kept out a
+		// waiter that looked meanwhile, or hidden room from a
+		// release deciding whether to wake the waiters: let them
+		// look again.
+		g.wakeWaiters()
 	}
-	// Our count, added and taken back, may have kept out a waiter
-	// that looked meanwhile: let the waiters look again.
-	g.wakeWaiters()
 	if g.shut.Load() {
 		return ErrClosed
 	}
@@ -79,16 +84,28 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 	for {
 		// Under mu no other waiter tries at the same time, and a
 		// caller on the fast path that our count kept out comes here
-		// and tries again: no wake-up is owed.
+		// and tries again.
 		g.mu.Lock()
+		records, bytes := g.out.records.Load(), g.out.bytes.Load()
 		if g.tryTake(n, size) {
 			g.mu.Unlock()
 			return nil
+		}
+		if g.wake == nil {
+			g.wake = make(chan struct{})
 		}
 		wake := g.wake
 		g.mu.Unlock()
 		if g.shut.Load() {
 			return ErrClosed
+		}
+		// A release that ran while our count was added may have
+		// seen the buffer fuller than it is and not woken us (see
+		// release): if anything was released since we looked, look
+		// again. A release after our count was taken back sees the
+		// true count.
+		if g.out.records.Load() != records || g.out.bytes.Load() != bytes {
+			continue
 		}
 		select {
 		case <-wake:
@@ -139,13 +156,31 @@ func (g *gate) fits(in, inBytes int64) bool {
 
 // release ends what take started for n records of size bytes in all,
 // once their outcomes are reported.
+//
+// Waiters are woken once a sixteenth of each limit is free, not on every
+// release: a wake-up per record costs a channel and a goroutine switch
+// per record and refills the buffer one record at a time (franz-go wakes
+// a blocked Produce once per finished batch for the same reason). Every
+// admitted record is released, so the buffer always drains to the mark;
+// a waiter that needs more room than the mark frees is woken on every
+// release below it.
 func (g *gate) release(n, size int64) {
 	g.out.records.Add(n)
 	if g.maxBytes > 0 {
 		g.out.bytes.Add(size)
 	}
-	g.wakeWaiters()
+	if g.waiters.Load() > 0 && g.belowLowWater() {
+		g.wakeWaiters()
+	}
 	g.noteDrained()
+}
+
+// belowLowWater reports whether a sixteenth of each limit is free.
+func (g *gate) belowLowWater() bool {
+	if g.buffered() > g.maxRecords-g.maxRecords/16 {
+		return false
+	}
+	return g.maxBytes == 0 || g.in.bytes.Load()-g.out.bytes.Load() <= g.maxBytes-g.maxBytes/16
 }
 
 // buffered is how many records are admitted and not yet released.
@@ -166,8 +201,10 @@ func (g *gate) wakeWaiters() {
 		return
 	}
 	g.mu.Lock()
-	close(g.wake)
-	g.wake = make(chan struct{})
+	if g.wake != nil {
+		close(g.wake)
+		g.wake = nil
+	}
 	g.mu.Unlock()
 }
 
