@@ -27,7 +27,7 @@ type gate struct {
 
 	_    cacheLinePad
 	in   counts // admitted, ever (less admissions taken back)
-	seen counts // out, as a sender last read it (see tryTake)
+	seen counts // a reading of out a sender took (see tryTake)
 	_    cacheLinePad
 	out  counts // released, ever
 	_    cacheLinePad
@@ -61,16 +61,14 @@ func newGate(maxRecords, maxBytes int64) *gate {
 // ErrClosed once the producer is closing. n and size must fit the limits
 // (Producer checks).
 func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
-	// While callers wait for room, newcomers queue behind them rather
-	// than take the room a release frees for a waiter.
+	// While callers wait for room, a newcomer skips the fast path and
+	// tries under mu, as the waiters do.
 	if g.waiters.Load() == 0 {
 		if g.tryTake(n, size) {
 			return nil
 		}
 		// Our count, added and taken back, may have kept out a
-		// waiter that looked meanwhile, or hidden room from a
-		// release deciding whether to wake the waiters: let them
-		// look again.
+		// waiter that looked meanwhile: let the waiters look again.
 		g.wakeWaiters()
 	}
 	if g.shut.Load() {
@@ -84,9 +82,10 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 	for {
 		// Under mu no other waiter tries at the same time, and a
 		// caller on the fast path that our count kept out comes here
-		// and tries again.
+		// and tries again; a release wakes us under mu too, so it
+		// cannot fall between our attempt and our wait: no wake-up is
+		// owed.
 		g.mu.Lock()
-		records, bytes := g.out.records.Load(), g.out.bytes.Load()
 		if g.tryTake(n, size) {
 			g.mu.Unlock()
 			return nil
@@ -98,14 +97,6 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 		g.mu.Unlock()
 		if g.shut.Load() {
 			return ErrClosed
-		}
-		// A release that ran while our count was added may have
-		// seen the buffer fuller than it is and not woken us (see
-		// release): if anything was released since we looked, look
-		// again. A release after our count was taken back sees the
-		// true count.
-		if g.out.records.Load() != records || g.out.bytes.Load() != bytes {
-			continue
 		}
 		select {
 		case <-wake:
@@ -125,12 +116,14 @@ func (g *gate) tryTake(n, size int64) bool {
 	if g.maxBytes > 0 {
 		inBytes = g.in.bytes.Add(size)
 	}
-	fits := g.fits(in, inBytes)
+	fits := g.fits(in, inBytes, g.seen.records.Load(), g.seen.bytes.Load())
 	if !fits {
-		// The out counts seen last may be stale: read them again.
-		g.seen.records.Store(g.out.records.Load())
-		g.seen.bytes.Store(g.out.bytes.Load())
-		fits = g.fits(in, inBytes)
+		// The copy may be stale: decide on out itself, and keep
+		// what was read for the next sender.
+		outRecords, outBytes := g.out.records.Load(), g.out.bytes.Load()
+		g.seen.records.Store(outRecords)
+		g.seen.bytes.Store(outBytes)
+		fits = g.fits(in, inBytes, outRecords, outBytes)
 	}
 	if fits && !g.shut.Load() {
 		return true
@@ -145,42 +138,26 @@ func (g *gate) tryTake(n, size int64) bool {
 }
 
 // fits reports whether in records of inBytes bytes, admitted ever, fit
-// the limits given the out counts seen last. Those only lag out, which
-// only grows: a stale copy underestimates the room, never overstates it.
-func (g *gate) fits(in, inBytes int64) bool {
-	if in-g.seen.records.Load() > g.maxRecords {
+// the limits given out counts read at some point. out only grows, so an
+// old reading underestimates the room, never overstates it.
+func (g *gate) fits(in, inBytes, outRecords, outBytes int64) bool {
+	if in-outRecords > g.maxRecords {
 		return false
 	}
-	return g.maxBytes == 0 || inBytes-g.seen.bytes.Load() <= g.maxBytes
+	return g.maxBytes == 0 || inBytes-outBytes <= g.maxBytes
 }
 
 // release ends what take started for n records of size bytes in all,
-// once their outcomes are reported.
-//
-// Waiters are woken once a sixteenth of each limit is free, not on every
-// release: a wake-up per record costs a channel and a goroutine switch
-// per record and refills the buffer one record at a time (franz-go wakes
-// a blocked Produce once per finished batch for the same reason). Every
-// admitted record is released, so the buffer always drains to the mark;
-// a waiter that needs more room than the mark frees is woken on every
-// release below it.
+// once their outcomes are reported, and wakes the waiters. A waiter that
+// goes to sleep makes the wake channel (see take), so while nobody
+// waits, releases allocate nothing.
 func (g *gate) release(n, size int64) {
 	g.out.records.Add(n)
 	if g.maxBytes > 0 {
 		g.out.bytes.Add(size)
 	}
-	if g.waiters.Load() > 0 && g.belowLowWater() {
-		g.wakeWaiters()
-	}
+	g.wakeWaiters()
 	g.noteDrained()
-}
-
-// belowLowWater reports whether a sixteenth of each limit is free.
-func (g *gate) belowLowWater() bool {
-	if g.buffered() > g.maxRecords-g.maxRecords/16 {
-		return false
-	}
-	return g.maxBytes == 0 || g.in.bytes.Load()-g.out.bytes.Load() <= g.maxBytes-g.maxBytes/16
 }
 
 // buffered is how many records are admitted and not yet released.

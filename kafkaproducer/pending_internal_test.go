@@ -94,8 +94,9 @@ func TestRecordBeyondInt32Refused(t *testing.T) {
 }
 
 // TestGateWaiterGetsIn: a waiter for one record, or for a SendBatch chunk
-// of a quarter of the buffer, gets in once enough room is released, with
-// no further sends.
+// of a quarter of the buffer, gets in as soon as that much room is
+// released, with no further releases (the rest of the buffer may be stuck
+// behind an unreachable leader).
 func TestGateWaiterGetsIn(t *testing.T) {
 	for _, n := range []int64{1, 40} {
 		g := newGate(160, 0)
@@ -107,7 +108,7 @@ func TestGateWaiterGetsIn(t *testing.T) {
 		for g.waiters.Load() == 0 {
 			time.Sleep(time.Millisecond) // until the waiter waits
 		}
-		for range n + 10 {
+		for range n {
 			g.release(1, 0)
 		}
 		select {
@@ -116,7 +117,7 @@ func TestGateWaiterGetsIn(t *testing.T) {
 				t.Errorf("waiter for %d: %v", n, err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("waiter for %d records not admitted after %d of 160 were released", n, n+10)
+			t.Fatalf("waiter for %d records not admitted after %d of 160 were released", n, n)
 		}
 	}
 }
@@ -152,31 +153,39 @@ func TestSendBatchChunksKeepPositions(t *testing.T) {
 	}
 }
 
-// TestGateNoLostWakeUp: a waiter that needs more than a sixteenth of the
-// byte limit is woken by the release of the last buffered record, also
-// when that release races the waiter's own attempt. (The interleaving in
-// which the release counts the attempt as buffered and skips the wake-up
-// is too narrow to force here; take's check of the out counts after a
-// failed attempt is what covers it.)
+// TestGateNoLostWakeUp: eight callers wait on a full buffer while eight
+// records are released from another goroutine, racing their attempts;
+// each release must let one more in, whatever the interleaving, both on
+// the record limit and on the byte limit.
 func TestGateNoLostWakeUp(t *testing.T) {
-	for i := range 2000 {
-		g := newGate(1000, 100)
-		if err := g.take(context.Background(), 1, 100, true); err != nil {
+	for i := range 200 {
+		g := newGate(8, 800)
+		size := int64(1)
+		if i%2 == 1 {
+			size = 100 // the byte limit binds
+		}
+		if err := g.take(context.Background(), 8, 8*size, true); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- g.take(context.Background(), 1, 95, true) }()
-		if i%2 == 0 {
-			runtime.Gosched()
+		done := make(chan error, 8)
+		for range 8 {
+			go func() { done <- g.take(context.Background(), 1, size, true) }()
 		}
-		g.release(1, 100)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
+		go func() {
+			for range 8 {
+				runtime.Gosched()
+				g.release(1, size)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("iteration %d: a waiter for 95 of 100 bytes still waits with the buffer empty", i)
+		}()
+		for range 8 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("iteration %d: a waiter still waits after 8 releases for 8 waiters", i)
+			}
 		}
 	}
 }

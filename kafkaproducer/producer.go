@@ -193,10 +193,8 @@ func (p *Producer) SendAsyncErr(ctx context.Context, rec Record, cb func(error))
 	return p.sendAsync(ctx, pd, &rec, true)
 }
 
-// TrySend is SendAsync without blocking: when the buffer is full, or other
-// callers are waiting for room (they go first; a blocked caller resumes
-// once a sixteenth of the buffer is free), it fails at once with
-// ErrBufferFull (ClassRetriable) and cb is not called.
+// TrySend is SendAsync without blocking: when the buffer is full it fails
+// at once with ErrBufferFull (ClassRetriable) and cb is not called.
 func (p *Producer) TrySend(ctx context.Context, rec Record, cb func(Result)) error {
 	pd := &pending{}
 	if cb != nil {
