@@ -149,8 +149,9 @@ func (g *gate) fits(in, inBytes, outRecords, outBytes int64) bool {
 
 // release ends what take started for n records of size bytes in all,
 // once their outcomes are reported, and wakes the waiters. A waiter that
-// goes to sleep makes the wake channel (see take), so while nobody
-// waits, releases allocate nothing.
+// goes to sleep makes the wake channel (see take): the releases between
+// a wake-up and the next sleep, one per record while a woken sender
+// refills the buffer, find none to close and allocate nothing.
 func (g *gate) release(n, size int64) {
 	g.out.records.Add(n)
 	if g.maxBytes > 0 {
