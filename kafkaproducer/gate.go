@@ -36,7 +36,7 @@ type gate struct {
 
 	mu sync.Mutex
 	// wake is closed when room is freed, and made again by the next
-	// caller to wait: until then, releases have no one to wake.
+	// caller to go to sleep: until then, releases find none to close.
 	wake chan struct{}
 
 	shut      atomic.Bool   // set by close: no more admissions
@@ -108,8 +108,8 @@ func (g *gate) take(ctx context.Context, n, size int64, block bool) error {
 	}
 }
 
-// tryTake admits the records if they fit and the gate is open. The
-// caller wakes the waiters when it fails (see take).
+// tryTake admits the records if they fit and the gate is open. A caller
+// outside mu wakes the waiters when it fails (see take).
 func (g *gate) tryTake(n, size int64) bool {
 	in := g.in.records.Add(n)
 	var inBytes int64
