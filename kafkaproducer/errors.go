@@ -344,10 +344,7 @@ func (c *Config) explain(r *kgo.Record, err error) error {
 	if !errors.Is(err, kerr.MessageTooLarge) {
 		return err
 	}
-	size := int64(len(r.Key) + len(r.Value))
-	for _, h := range r.Headers {
-		size += int64(len(h.Key) + len(h.Value))
-	}
+	size := userSize(r.Key, r.Value, r.Headers)
 	limit := c.BatchMaxBytes
 	if limit == 0 {
 		limit = defaultBatchMaxBytes
