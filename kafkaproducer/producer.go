@@ -225,7 +225,8 @@ func (p *Producer) admit(ctx context.Context, pd *pending, rec *Record, block bo
 	if err != nil {
 		return p.refuse(*rec, err).Err
 	}
-	p.fill(pd, ctx, rec, size)
+	pd.size = int32(size) // vet refuses what does not fit
+	p.fill(pd, ctx, rec)
 	return nil
 }
 
@@ -258,12 +259,11 @@ func notSent(ctx context.Context) error {
 	return fmt.Errorf("record not sent: %w", context.Cause(ctx))
 }
 
-// fill builds pd's franz-go record from rec. pd is new (zeroed); it
+// fill builds pd's franz-go record from rec (pd.size is already set). pd is new (zeroed); it
 // becomes the record's context, and the context it is produced with (see
 // pending).
-func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record, size int64) {
+func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record) {
 	pd.parent = ctx
-	pd.size = int32(size) // vet refuses what does not fit
 	now := p.clock.Now()
 	pd.start = int64(now.Sub(p.epoch))
 	ts := rec.Timestamp
@@ -558,7 +558,7 @@ func (p *Producer) sendChunk(ctx context.Context, recs []Record, pds []pending, 
 		} else {
 			pd.recv = (*resultSlot)(&results[i])
 		}
-		p.fill(pd, ctx, &recs[i], int64(pd.size))
+		p.fill(pd, ctx, &recs[i])
 		krs[j] = &pd.kr
 	}
 	if ctx.Done() == nil {
