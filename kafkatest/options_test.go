@@ -13,9 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/kprod/kprod/kafkaproducer"
@@ -173,7 +170,7 @@ func TestKfakeContainerOptions(t *testing.T) {
 			sendAndRead(t, c, c.Topic("sasl"))
 			refused(t, c, "a client without credentials")
 			wrong := kafkatest.SASL{Mechanism: mech, Username: "svc", Password: "wrong"}
-			refused(t, c, "a client with a wrong password", kgo.SASL(saslMechanism(wrong)))
+			refused(t, c, "a client with a wrong password", kgo.SASL(kafkatest.SASLMechanism(wrong)))
 		})
 	}
 }
@@ -207,17 +204,6 @@ func refused(t *testing.T, c *kafkatest.Cluster, who string, opts ...kgo.Opt) {
 	defer cancel()
 	if err := cl.Ping(ctx); err == nil {
 		t.Fatalf("%s reached the cluster", who)
-	}
-}
-
-func saslMechanism(s kafkatest.SASL) sasl.Mechanism {
-	switch s.Mechanism {
-	case kafkaproducer.SASLScramSHA256:
-		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()
-	case kafkaproducer.SASLScramSHA512:
-		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()
-	default:
-		return plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()
 	}
 }
 
