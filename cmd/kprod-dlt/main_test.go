@@ -155,10 +155,10 @@ func TestFailedAgainExits3(t *testing.T) {
 	}
 }
 
-// TestKillAndResume runs the built binary, kills it mid-replay (SIGTERM,
-// then SIGKILL) and runs it again: every selected record reaches its
-// topic exactly once.
-func TestKillAndResume(t *testing.T) {
+// buildBinary builds kprod-dlt for a test that runs it as a process; a
+// short run skips such tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -166,6 +166,14 @@ func TestKillAndResume(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Skipf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestKillAndResume runs the built binary, kills it mid-replay (SIGTERM,
+// then SIGKILL) and runs it again: every selected record reaches its
+// topic exactly once.
+func TestKillAndResume(t *testing.T) {
+	bin := buildBinary(t)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
@@ -201,13 +209,7 @@ func TestKillAndResume(t *testing.T) {
 // never answers produce requests: the first SIGINT starts a graceful stop
 // (which would wait out the grace period), the second kills it at once.
 func TestSecondSignalQuits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "kprod-dlt")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Skipf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
 	fill(t, c, 6)
 	inFlight := make(chan struct{})
