@@ -463,15 +463,11 @@ const (
 )
 
 // kfakeArgs are the kfake-broker flags for cfg and sec, its brokers
-// advertised on the host ports they are published on.
-func kfakeArgs(cfg *config, sec *security, hostPorts []int) []string {
-	advertised := make([]string, len(hostPorts))
-	for i, p := range hostPorts {
-		advertised[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	}
+// advertised on the host addresses they are published on.
+func kfakeArgs(cfg *config, sec *security, advertised []string) []string {
 	args := []string{
 		"-listen", "0.0.0.0:" + containerPort.Port(),
-		"-brokers", strconv.Itoa(len(hostPorts)),
+		"-brokers", strconv.Itoa(len(advertised)),
 		// One address per broker: the host ports free at start are
 		// rarely consecutive.
 		"-advertise", strings.Join(advertised, ","),
@@ -523,8 +519,12 @@ func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config, sec *se
 		if err != nil {
 			return nil, err
 		}
+		addrs := make([]string, len(ports))
+		for i, p := range ports {
+			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		}
 		ctr, err := testcontainers.Run(ctx, tag,
-			testcontainers.WithCmd(kfakeArgs(cfg, sec, ports)...),
+			testcontainers.WithCmd(kfakeArgs(cfg, sec, addrs)...),
 			testcontainers.WithFiles(kfakeFiles(sec)...),
 			testcontainers.WithExposedPorts(exposed...),
 			publishOn(ports...),
@@ -539,10 +539,6 @@ func startKfakeContainer(ctx context.Context, t testing.TB, cfg *config, sec *se
 				continue
 			}
 			return nil, lastErr
-		}
-		addrs := make([]string, len(ports))
-		for i, p := range ports {
-			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 		}
 		return newContainerized(t, ctr, addrs, true)
 	}
