@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -17,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -152,20 +152,7 @@ func TestRunBare(t *testing.T) {
 			if auto {
 				args = append(args, "-auto-create-topics")
 			}
-			stop, done := make(chan os.Signal, 1), make(chan error, 1)
-			listening := make(chan struct{})
-			go func() { done <- run(args, stop, closeOnWrite(listening)) }()
-			select {
-			case <-listening:
-			case err := <-done:
-				t.Fatalf("run: %v", err)
-			}
-			defer func() {
-				stop <- syscall.SIGTERM
-				if err := <-done; err != nil {
-					t.Errorf("run: %v", err)
-				}
-			}()
+			serve(t, args)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
@@ -214,6 +201,28 @@ func TestRunBare(t *testing.T) {
 	}
 }
 
+// serve runs the broker with args until the test ends and returns once
+// it listens, with the line it printed.
+func serve(t *testing.T, args []string) string {
+	t.Helper()
+	stop, done := make(chan os.Signal, 1), make(chan error, 1)
+	var out bytes.Buffer
+	listening := make(chan struct{})
+	go func() { done <- run(args, stop, io.MultiWriter(&out, closeOnWrite(listening))) }()
+	select {
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	t.Cleanup(func() {
+		stop <- syscall.SIGTERM
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return out.String()
+}
+
 // closeOnWrite is a writer that closes ch on its first write: run's
 // listening line.
 type closeOnWrite chan struct{}
@@ -247,22 +256,7 @@ func TestRunSecuredBrokers(t *testing.T) {
 		"-sasl", "plain:bob:bob-secret",
 		"-topics", "t", "-partitions", "6",
 	}
-	stop, done := make(chan os.Signal, 1), make(chan error, 1)
-	var out lockedBuffer
-	out.listening = make(chan struct{})
-	go func() { done <- run(args, stop, &out) }()
-	select {
-	case <-out.listening:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
-	defer func() {
-		stop <- syscall.SIGTERM
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	line := out.String()
+	line := serve(t, args)
 	if strings.Contains(line, "pass:with") || strings.Contains(line, "bob-secret") {
 		t.Fatalf("the listening line shows a password: %q", line)
 	}
@@ -406,29 +400,6 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string, roots *x509.
 	roots = x509.NewCertPool()
 	roots.AddCert(cert)
 	return certFile, keyFile, roots
-}
-
-// lockedBuffer keeps what run writes and closes listening on the first
-// write.
-type lockedBuffer struct {
-	mu        sync.Mutex
-	b         bytes.Buffer
-	listening chan struct{}
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() == 0 {
-		close(l.listening)
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestParseListeners(t *testing.T) {
