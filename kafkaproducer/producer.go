@@ -18,15 +18,19 @@ import (
 // Producer sends records to Kafka through one franz-go client. It is safe
 // for concurrent use; create one per process (or per cluster) and share it.
 type Producer struct {
-	cl      *kgo.Client
-	cfg     Config
-	log     *zap.Logger
-	hooks   []Hook
-	manual  bool      // Partitioner is PartitionerManual
-	clock   clock     // time.Now outside tests
-	epoch   time.Time // a reading of clock; pending.start counts from it
-	gate    *gate
-	promise func(*kgo.Record, error) // p.deliver, bound once rather than per record
+	cl    *kgo.Client
+	cfg   Config
+	log   *zap.Logger
+	hooks []Hook
+	// ackHooks holds hooks[i] as an AckHook, or nil where it is not
+	// one; allAck says every hook is one (or there are none).
+	ackHooks []AckHook
+	allAck   bool
+	manual   bool      // Partitioner is PartitionerManual
+	clock    clock     // time.Now outside tests
+	epoch    time.Time // a reading of clock; pending.start counts from it
+	gate     *gate
+	promise  func(*kgo.Record, error) // p.deliver, bound once rather than per record
 
 	closing     atomic.Bool
 	mu          sync.Mutex // guards undelivered
@@ -71,6 +75,12 @@ func New(cfg Config) (*Producer, error) {
 		manual: cfg.Partitioner == PartitionerManual,
 		clock:  systemClock{},
 		gate:   newGate(maxRecords, int64(cfg.MaxBufferedBytes)),
+	}
+	p.allAck = true
+	for _, h := range p.hooks {
+		a, ok := h.(AckHook)
+		p.ackHooks = append(p.ackHooks, a)
+		p.allAck = p.allAck && ok
 	}
 	p.epoch = p.clock.Now()
 	p.promise = p.deliver
@@ -180,11 +190,11 @@ func (p *Producer) SendAsync(ctx context.Context, rec Record, cb func(Result)) e
 
 // SendAsyncErr is SendAsync for callers that need only each record's
 // outcome: cb receives nil once the record is acknowledged, or its error
-// (a *SendError, as Result.Err would be). On a producer without hooks no
-// Result is built for a success: use it where records go out in bulk and
-// only failures matter, as librdkafka's delivery.report.only.error does.
-// Hooks (metrics) still see every record's Result. Everything else is as
-// SendAsync.
+// (a *SendError, as Result.Err would be). On a producer whose hooks are
+// all AckHooks (metrics.Instrument's is) or that has none, no Result is
+// built for a success: use it where records go out in bulk and only
+// failures matter, as librdkafka's delivery.report.only.error does.
+// Hooks still see every record. Everything else is as SendAsync.
 func (p *Producer) SendAsyncErr(ctx context.Context, rec Record, cb func(error)) error {
 	if cb == nil {
 		cb = func(error) {}
@@ -373,9 +383,15 @@ func sendError(topic string, partition int32, key []byte, err error) error {
 	return &SendError{Topic: topic, Partition: partition, Key: key, Class: classify(err), Err: err}
 }
 
+// runHooks tells the hooks of a record's Result: an AckHook of a success
+// through OnRecordAcked.
 func (p *Producer) runHooks(res *Result) {
-	for _, h := range p.hooks {
-		h.OnRecordDone(*res)
+	for i, h := range p.hooks {
+		if a := p.ackHooks[i]; a != nil && res.Err == nil {
+			a.OnRecordAcked(Ack{Topic: res.Record.Topic, Partition: res.Partition, Offset: res.Offset, Latency: res.Latency})
+		} else {
+			h.OnRecordDone(*res)
+		}
 	}
 }
 
@@ -390,8 +406,16 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 		// model).
 		panic(fmt.Sprintf("kprod: promise called for a record kprod did not send (topic %q)", r.Topic))
 	}
-	if f, ok := pd.recv.(errFunc); ok && err == nil && len(p.hooks) == 0 {
-		f(nil) // nobody reads a Result: build none
+	if f, ok := pd.recv.(errFunc); ok && err == nil && p.allAck {
+		// Nobody reads a Result: build none.
+		if len(p.ackHooks) > 0 {
+			r := &pd.kr
+			ack := Ack{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Latency: p.acks.latency(pd.start)}
+			for _, h := range p.ackHooks {
+				h.OnRecordAcked(ack)
+			}
+		}
+		f(nil)
 	} else {
 		// One Result, built in place and copied once per hook and
 		// once to the callback: it is 184 bytes, and each copy costs
@@ -414,7 +438,8 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 // complete turns a finished record into its Result, in res: the error
 // classified and wrapped, the record kept for Close's report if closing,
 // the hooks run. Every record kprod hands to franz-go passes through here
-// once but a SendAsyncErr success without hooks; the caller then releases
+// once but a SendAsyncErr success when every hook is an AckHook (deliver
+// tells those hooks itself); the caller then releases
 // it, after any callback.
 func (p *Producer) complete(res *Result, pd *pending, err error) {
 	var latency time.Duration

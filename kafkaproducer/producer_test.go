@@ -674,3 +674,129 @@ func allocsPerSend(t *testing.T, wg *sync.WaitGroup, send func() error) float64 
 		wg.Wait()
 	}) / n
 }
+
+// ackHook keeps what an AckHook is told.
+type ackHook struct {
+	mu   sync.Mutex
+	acks []kafkaproducer.Ack
+	done []kafkaproducer.Result
+}
+
+func (h *ackHook) OnRecordDone(r kafkaproducer.Result) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.done = append(h.done, r)
+}
+
+func (h *ackHook) OnRecordAcked(a kafkaproducer.Ack) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.acks = append(h.acks, a)
+}
+
+// TestAckHook: an AckHook hears of every success through OnRecordAcked,
+// with the values its Result carries and the position the record was
+// written at, and of every failure and refusal through OnRecordDone,
+// whichever way the record was sent, alone (a SendAsyncErr success then
+// builds no Result) or beside a plain Hook (which still sees every
+// Result).
+func TestAckHook(t *testing.T) {
+	for _, withPlain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain hook %v", withPlain), func(t *testing.T) {
+			c := testkit.Cluster(t, []string{"orders"})
+			ah, plain := &ackHook{}, &countHook{}
+			cfg := presets.Reliable()
+			cfg.Hooks = []kafkaproducer.Hook{ah}
+			if withPlain {
+				cfg.Hooks = append(cfg.Hooks, plain)
+			}
+			p := testkit.Producer(t, c, cfg)
+			ctx := testkit.Ctx(t, 30*time.Second)
+
+			var mu sync.Mutex
+			var results []kafkaproducer.Result // of the sends that give one
+			keep := func(r kafkaproducer.Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				results = append(results, r)
+			}
+			var errs atomic.Int64
+			n := 0
+			next := func() kafkaproducer.Record { n++; return rec("orders", n) }
+			for range 20 {
+				if err := p.SendAsyncErr(ctx, next(), func(err error) {
+					if err != nil {
+						errs.Add(1)
+					}
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.SendAsync(ctx, next(), keep); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.TrySend(ctx, next(), keep); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := p.Send(ctx, next())
+			if err != nil {
+				t.Fatal(err)
+			}
+			keep(res)
+			batch := p.SendBatch(ctx, []kafkaproducer.Record{next(), next(), next()})
+			if err := batch.FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range batch {
+				keep(r)
+			}
+			// A failure and a refusal.
+			if err := p.SendAsyncErr(ctx, kafkaproducer.Record{Topic: "orders", Value: []byte("x")}.AtPartition(9), func(error) {}); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.SendAsyncErr(ctx, kafkaproducer.Record{Value: []byte("x")}, nil); !errors.Is(err, kafkaproducer.ErrNoTopic) {
+				t.Fatalf("no topic: %v", err)
+			}
+			if err := p.Flush(ctx); err != nil { // the failure is not Close's to report
+				t.Fatal(err)
+			}
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if errs.Load() != 0 {
+				t.Fatalf("%d SendAsyncErr records failed", errs.Load())
+			}
+
+			written := map[[2]int64]bool{}
+			for _, r := range testkit.ConsumeAll(t, c.ListenAddrs(), "orders", 20*time.Second) {
+				written[[2]int64{int64(r.Partition), r.Offset}] = true
+			}
+			if len(written) != n {
+				t.Fatalf("read %d records, want %d", len(written), n)
+			}
+			acked := map[[2]int64]kafkaproducer.Ack{}
+			for _, a := range ah.acks {
+				at := [2]int64{int64(a.Partition), a.Offset}
+				if a.Topic != "orders" || a.Latency <= 0 || !written[at] || acked[at] != (kafkaproducer.Ack{}) {
+					t.Fatalf("ack %+v: not one of the records written, once each", a)
+				}
+				acked[at] = a
+			}
+			if len(acked) != n {
+				t.Fatalf("%d acks for %d records written", len(acked), n)
+			}
+			for _, r := range results {
+				a := acked[[2]int64{int64(r.Partition), r.Offset}]
+				if a.Latency != r.Latency || a.Topic != r.Record.Topic {
+					t.Fatalf("ack %+v for the record of Result %+v", a, r)
+				}
+			}
+			if len(ah.done) != 2 || ah.done[0].Err == nil || ah.done[1].Err == nil {
+				t.Fatalf("OnRecordDone saw %d Results (%+v), want the failure and the refusal", len(ah.done), ah.done)
+			}
+			if withPlain && (plain.ok.Load() != int64(n) || plain.failed.Load() != 2) {
+				t.Fatalf("the plain hook saw %d successes and %d failures, want %d and 2", plain.ok.Load(), plain.failed.Load(), n)
+			}
+		})
+	}
+}

@@ -107,3 +107,24 @@ func (rs Results) Err() error {
 type Hook interface {
 	OnRecordDone(Result)
 }
+
+// AckHook is a Hook with a cheaper path for successes, as franz-go's
+// optional hook interfaces are: for a record the brokers acknowledged,
+// the Producer calls OnRecordAcked instead of OnRecordDone. Failures and
+// refusals still reach OnRecordDone. When every hook is an AckHook, a
+// SendAsyncErr success builds no Result at all (the metrics package's
+// hook is one: a success needs only its topic and latency). OnRecordAcked
+// runs where OnRecordDone would, under the same rules.
+type AckHook interface {
+	Hook
+	OnRecordAcked(Ack)
+}
+
+// Ack is a record the brokers acknowledged, as an AckHook sees it: the
+// same values as its Result's.
+type Ack struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Latency   time.Duration
+}

@@ -388,6 +388,13 @@ func (m *Metrics) OnRecordDone(r kafkaproducer.Result) {
 	m.failed.WithLabelValues(ts.name, kafkaproducer.Classify(r.Err).String()).Inc()
 }
 
+// OnRecordAcked implements kafkaproducer.AckHook: it counts an
+// acknowledged record as sent and observes its latency, as OnRecordDone
+// does for a success, without the Producer building a Result for it.
+func (m *Metrics) OnRecordAcked(a kafkaproducer.Ack) {
+	m.sent.observe(m.topic(a.Topic).lat, a.Latency)
+}
+
 // SetHealthy sets the kprod_healthy gauge, for whoever decides health
 // (a readiness probe's Ping, the circuit breaker).
 func (m *Metrics) SetHealthy(ok bool) {
@@ -469,4 +476,4 @@ func legalTopic(s string) bool {
 	return true
 }
 
-var _ kafkaproducer.Hook = (*Metrics)(nil)
+var _ kafkaproducer.AckHook = (*Metrics)(nil)

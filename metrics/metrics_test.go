@@ -41,8 +41,20 @@ func TestRecordMetricsMatchSends(t *testing.T) {
 	for i := range recs {
 		recs[i] = rec("orders", i)
 	}
-	if err := p.SendBatch(ctx, recs).FirstErr(); err != nil {
+	// Half in a batch, half through SendAsyncErr, whose successes reach
+	// the metrics without a Result (OnRecordAcked); Flush waits for them.
+	if err := p.SendBatch(ctx, recs[:n/2]).FirstErr(); err != nil {
 		t.Fatal(err)
+	}
+	var asyncErrs atomic.Int64
+	for _, r := range recs[n/2:] {
+		if err := p.SendAsyncErr(ctx, r, func(err error) {
+			if err != nil {
+				asyncErrs.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	faults := []struct {
@@ -67,6 +79,9 @@ func TestRecordMetricsMatchSends(t *testing.T) {
 	}
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if asyncErrs.Load() != 0 {
+		t.Fatalf("%d SendAsyncErr records failed", asyncErrs.Load())
 	}
 
 	eq := func(what string, got, want float64) {
