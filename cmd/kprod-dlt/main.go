@@ -62,8 +62,9 @@ func main() {
 
 // closeTimeout bounds closing the producer when replay returns. Replay
 // has waited for its records by then (an interrupted one for
-// dlt.DefaultGrace); what is still unacknowledged after this is
-// abandoned, and the next run looks for it on the destination.
+// dlt.DefaultGrace, and Close then for a second at most); what is still
+// unacknowledged after this is abandoned, and the next run looks for it
+// on the destination.
 const closeTimeout = 10 * time.Second
 
 const usage = `usage:
@@ -591,7 +592,10 @@ func replay(ctx context.Context, args []string, w, errw io.Writer) error {
 		return err
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		// Interrupted, Replay has already waited its grace period for
+		// the records in flight: Close gets the ended ctx, and waits at
+		// most a second more, not closeTimeout again.
+		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
 		defer cancel()
 		if err := p.Close(cctx); err != nil {
 			fmt.Fprintf(errw, "kprod-dlt: %v\n", err)

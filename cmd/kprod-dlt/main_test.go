@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -205,11 +204,45 @@ func TestKillAndResume(t *testing.T) {
 	}
 }
 
-// TestSecondSignalQuits runs the built binary against a broker that
-// never answers produce requests: the first SIGINT starts a graceful stop
-// (which would wait out the grace period), the second kills it at once.
-func TestSecondSignalQuits(t *testing.T) {
+// TestInterrupt runs the built binary against a broker that never
+// answers produce requests and interrupts it: after one SIGINT it waits
+// out the replay's grace period (10s) and Close's second, not Close's own
+// 10s again, and exits 1; a second SIGINT kills it at once.
+func TestInterrupt(t *testing.T) {
 	bin := buildBinary(t)
+	t.Run("once", func(t *testing.T) {
+		t.Parallel()
+		cmd, out := interruptedReplay(t, bin)
+		sent := time.Now()
+		kill := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
+		err := cmd.Wait()
+		kill.Stop()
+		took := time.Since(sent)
+		if code := cmd.ProcessState.ExitCode(); code != 1 || took > 14*time.Second || !strings.Contains(out.String(), "interrupted") {
+			t.Fatalf("after SIGINT: %v (exit %d), %v later; want exit 1, interrupted, within the 10s grace and Close's second\n%s", err, code, took, out)
+		}
+	})
+	t.Run("twice", func(t *testing.T) {
+		t.Parallel()
+		cmd, out := interruptedReplay(t, bin)
+		sent := time.Now()
+		_ = cmd.Process.Signal(os.Interrupt)
+		kill := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() }) // a second signal ignored
+		err := cmd.Wait()
+		kill.Stop()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if took := time.Since(sent); !ws.Signaled() || ws.Signal() != syscall.SIGINT || took > 5*time.Second {
+			t.Fatalf("after the second SIGINT: %v, %v later (want killed by SIGINT at once)\n%s", err, took, out)
+		}
+	})
+}
+
+// interruptedReplay starts bin replaying to a broker that never answers
+// produce requests, sends it SIGINT once a produce request is in flight,
+// and returns once it says it is stopping: the command is then waiting
+// for its records, and its stdout and stderr go to out.
+func interruptedReplay(t *testing.T, bin string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	c := testkit.Cluster(t, []string{"orders", "orders.DLT"})
 	fill(t, c, 6)
 	inFlight := make(chan struct{})
@@ -220,48 +253,46 @@ func TestSecondSignalQuits(t *testing.T) {
 		return nil, nil, true // never answered
 	})
 	cmd := exec.Command(bin, "replay", "--brokers", c.ListenAddrs()[0], "orders.DLT")
-	var out bytes.Buffer
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = &out
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 	select {
 	case <-inFlight:
 	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
 		t.Fatal("no produce request within 30s")
 	}
 	_ = cmd.Process.Signal(os.Interrupt)
-	stopping := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "signal again to quit at once") {
-				close(stopping)
-			}
-		}
-	}()
-	select {
-	case <-stopping:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatal("no stopping message within 10s of SIGINT")
-	}
-	sent := time.Now()
-	_ = cmd.Process.Signal(os.Interrupt)
-	kill := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() }) // a second signal ignored
-	err = cmd.Wait()
-	kill.Stop()
-	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if took := time.Since(sent); !ws.Signaled() || ws.Signal() != syscall.SIGINT || took > 5*time.Second {
-		t.Fatalf("after the second SIGINT: %v, %v later (want killed by SIGINT at once)\n%s", err, took, out.String())
-	}
+	testkit.WaitFor(t, 10*time.Second, "the stopping message after SIGINT", func() bool {
+		return strings.Contains(out.String(), "signal again to quit at once")
+	})
+	return cmd, out
+}
+
+// lockedBuffer is a bytes.Buffer safe for the command's stdout copier and
+// the stderr scanner.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func endOffset(t *testing.T, c *kfake.Cluster, topic string) int64 {
