@@ -187,19 +187,15 @@ func parseListeners(listen, advertise string, n int) (*listeners, error) {
 		l.advertised = l.listenAddrs
 	case len(adv) == n:
 		for _, a := range adv {
-			if h, p, err := net.SplitHostPort(a); err != nil || h == "" || p == "" {
-				return nil, fmt.Errorf("-advertise %q: want host:port", a)
+			if _, _, err := hostPort(a, 1); err != nil {
+				return nil, err
 			}
 		}
 		l.advertised = adv
 	case len(adv) == 1:
-		h, p, err := net.SplitHostPort(advertise)
-		if err != nil || h == "" || p == "" {
-			return nil, fmt.Errorf("-advertise %q: want host:port", advertise)
-		}
-		base, err := strconv.Atoi(p)
-		if err != nil || base <= 0 || base+n-1 > 65535 {
-			return nil, fmt.Errorf("-advertise %q: port must be 1..%d for %d broker(s)", advertise, 65535-n+1, n)
+		h, base, err := hostPort(advertise, n)
+		if err != nil {
+			return nil, err
 		}
 		for i := range n {
 			l.advertised = append(l.advertised, net.JoinHostPort(h, strconv.Itoa(base+i)))
@@ -208,6 +204,20 @@ func parseListeners(listen, advertise string, n int) (*listeners, error) {
 		return nil, fmt.Errorf("-advertise %q: give one host:port (the first of %d consecutive ports) or %d comma-separated addresses, one per broker", advertise, n, n)
 	}
 	return l, nil
+}
+
+// hostPort splits an -advertise address into its host and port, the
+// first of n consecutive ports that must all be valid.
+func hostPort(a string, n int) (string, int, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil || h == "" {
+		return "", 0, fmt.Errorf("-advertise %q: want host:port", a)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port+n-1 > 65535 {
+		return "", 0, fmt.Errorf("-advertise %q: port must be 1..%d for %d broker(s)", a, 65535-n+1, n)
+	}
+	return h, port, nil
 }
 
 // listen is kfake's ListenFn: kfake asks for 127.0.0.1:port, one of

@@ -47,6 +47,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"advertise count", []string{"-brokers", "3", "-advertise", "h:1,h:2"}, "one per broker"},
 		{"advertise base past 65535", []string{"-brokers", "2", "-advertise", "h:65535"}, "-advertise"},
 		{"advertise list entry", []string{"-brokers", "2", "-advertise", "h:1,nohost"}, "-advertise"},
+		{"advertise list port", []string{"-brokers", "2", "-advertise", "h:1,h:abc"}, "port must be"},
+		{"advertise list port range", []string{"-brokers", "2", "-advertise", "h:1,h:70000"}, "port must be"},
 		{"cert without key", []string{"-tls-cert", "c.pem"}, "-tls-key"},
 		{"missing cert", []string{"-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"}, "-tls-cert"},
 		{"sasl mechanism", []string{"-sasl", "GSSAPI:u:secret-pw"}, "mechanism"},
