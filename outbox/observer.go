@@ -4,7 +4,7 @@ import "time"
 
 // Observer receives the relay's counts, for metrics. Its methods take only
 // plain types. They run on the relay's goroutines (the one running Run,
-// and its lease goroutine for OnBacklog and OnLeader), never under a lock;
+// and another of the leader's for OnBacklog), never under a lock;
 // they must be fast and must not block. Labels are bounded: topic names
 // and kafkaproducer.Class names.
 type Observer interface {

@@ -219,6 +219,11 @@ func (r *Relay) lead(ctx context.Context, epoch int64, log *zap.Logger) error {
 	var wg sync.WaitGroup
 	var lost atomic.Bool
 	wg.Go(func() { r.keepLease(leadCtx, epoch, stop, &lost, log) })
+	if r.cfg.StatsInterval > 0 {
+		// Apart from the lease: counting a long outbox must not hold up
+		// its renewal.
+		wg.Go(func() { r.reportBacklog(leadCtx) })
+	}
 	defer wg.Wait()
 	// Database calls outlive ctx: acknowledged rows must still be deleted
 	// and the lease released. Each is bounded instead.
@@ -274,16 +279,14 @@ func (r *Relay) lead(ctx context.Context, epoch int64, log *zap.Logger) error {
 	}
 }
 
-// keepLease renews the lease every LeaseTTL/3 and reports the backlog
-// every StatsInterval. It stops the leader (stop) when another relay holds
-// the lease, or when renewing has failed for two thirds of the TTL (the
-// lease may be about to expire).
+// keepLease renews the lease every LeaseTTL/3. It stops the leader (stop)
+// when another relay holds the lease, or when renewing has failed for two
+// thirds of the TTL (the lease may be about to expire).
 func (r *Relay) keepLease(ctx context.Context, epoch int64, stop func(), lost *atomic.Bool, log *zap.Logger) {
 	every := r.cfg.LeaseTTL / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
 	lastOK := time.Now()
-	var lastStats time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -311,9 +314,20 @@ func (r *Relay) keepLease(ctx context.Context, epoch int64, stop func(), lost *a
 		default:
 			lastOK = time.Now()
 		}
-		if r.cfg.StatsInterval > 0 && time.Since(lastStats) >= r.cfg.StatsInterval {
-			lastStats = time.Now()
-			r.backlog(ctx)
+	}
+}
+
+// reportBacklog reports the backlog while this relay leads: at once, then
+// every StatsInterval.
+func (r *Relay) reportBacklog(ctx context.Context) {
+	t := time.NewTicker(r.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		r.backlog(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,8 +63,9 @@ func TestHandover(t *testing.T) {
 }
 
 // TestOutageBackpressure: while the broker refuses produce requests the
-// rows stay in the table, Ready reports the failure, and once it is back
-// every row is published once, in order.
+// rows stay in the table, Ready reports the failure and the backlog
+// reports them, and once it is back every row is published once, in
+// order, and the backlog is empty.
 func TestOutageBackpressure(t *testing.T) {
 	d := openSQLite(t)
 	c := testkit.Cluster(t, []string{"out"})
@@ -73,7 +75,12 @@ func TestOutageBackpressure(t *testing.T) {
 	})
 	ctx := testkit.Ctx(t, 60*time.Second)
 	release := testkit.HangProduce(c)
-	r, _ := runRelay(t, d, p, func(cfg *outbox.RelayConfig) { cfg.BatchSize = 100 })
+	obs := &backlogObserver{}
+	r, _ := runRelay(t, d, p, func(cfg *outbox.RelayConfig) {
+		cfg.BatchSize = 100
+		cfg.StatsInterval = 50 * time.Millisecond
+		cfg.Observer = obs
+	})
 	for i := range 300 {
 		if err := d.table.Add(ctx, d.db, kafkaproducer.Record{Topic: "out", Key: []byte("k"), Value: []byte{byte(i >> 8), byte(i)}}); err != nil {
 			t.Fatal(err)
@@ -87,8 +94,16 @@ func TestOutageBackpressure(t *testing.T) {
 	if err := d.db.QueryRow("SELECT count(*) FROM " + d.table.Name).Scan(&n); err != nil || n != 300 {
 		t.Fatalf("rows in the outbox during the outage: %d (%v), want 300", n, err)
 	}
+	testkit.WaitFor(t, 5*time.Second, "a backlog of 300 rows", func() bool {
+		rows, oldest := obs.last()
+		return rows == 300 && oldest > 0
+	})
 	release()
 	testkit.WaitFor(t, 30*time.Second, "300 published", func() bool { return r.Stats().Published == 300 })
+	testkit.WaitFor(t, 5*time.Second, "an empty backlog", func() bool {
+		rows, oldest := obs.last()
+		return rows == 0 && oldest == 0
+	})
 	testkit.WaitFor(t, 5*time.Second, "Ready", func() bool { return r.Ready(ctx) == nil })
 	got := readUnique(t, c.ListenAddrs(), "out", 300, 10*time.Second, 300*time.Millisecond)
 	seen := map[string]bool{}
@@ -149,3 +164,27 @@ func TestMigrateNoNotify(t *testing.T) {
 		t.Fatalf("%d notify triggers after NoNotify, want 0", n)
 	}
 }
+
+// backlogObserver keeps the last backlog the relay reported.
+type backlogObserver struct {
+	mu     sync.Mutex
+	rows   int64
+	oldest time.Duration
+}
+
+func (o *backlogObserver) OnBacklog(rows int64, oldest time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rows, o.oldest = rows, oldest
+}
+
+func (o *backlogObserver) last() (int64, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.rows, o.oldest
+}
+
+func (*backlogObserver) OnPublished(string, time.Duration) {}
+func (*backlogObserver) OnFailed(string, string)           {}
+func (*backlogObserver) OnDeadLettered(string, string)     {}
+func (*backlogObserver) OnLeader(bool)                     {}
