@@ -192,14 +192,15 @@ func (p *Producer) SendAsync(ctx context.Context, rec Record, cb func(Result)) e
 // outcome: cb receives nil once the record is acknowledged, or its error
 // (a *SendError, as Result.Err would be). On a producer whose hooks are
 // all AckHooks (metrics.Instrument's is) or that has none, no Result is
-// built for a success: use it where records go out in bulk and only
-// failures matter, as librdkafka's delivery.report.only.error does.
-// Hooks still see every record. Everything else is as SendAsync.
+// built for a success (nor for a SendAsync with a nil cb): use it where
+// records go out in bulk and only failures matter, as librdkafka's
+// delivery.report.only.error does. Hooks still see every record.
+// Everything else is as SendAsync.
 func (p *Producer) SendAsyncErr(ctx context.Context, rec Record, cb func(error)) error {
-	if cb == nil {
-		cb = func(error) {}
+	pd := &pending{}
+	if cb != nil {
+		pd.recv = errFunc(cb)
 	}
-	pd := &pending{recv: errFunc(cb)}
 	return p.sendAsync(ctx, pd, &rec, true)
 }
 
@@ -406,7 +407,8 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 		// model).
 		panic(fmt.Sprintf("kprod: promise called for a record kprod did not send (topic %q)", r.Topic))
 	}
-	if f, ok := pd.recv.(errFunc); ok && err == nil && p.allAck {
+	f, isErr := pd.recv.(errFunc)
+	if err == nil && p.allAck && (isErr || pd.recv == nil) {
 		// Nobody reads a Result: build none.
 		if len(p.ackHooks) > 0 {
 			r := &pd.kr
@@ -415,7 +417,9 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 				h.OnRecordAcked(ack)
 			}
 		}
-		f(nil)
+		if isErr {
+			f(nil)
+		}
 	} else {
 		// One Result, built in place and copied once per hook and
 		// once to the callback: it is 184 bytes, and each copy costs
@@ -438,9 +442,9 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 // complete turns a finished record into its Result, in res: the error
 // classified and wrapped, the record kept for Close's report if closing,
 // the hooks run. Every record kprod hands to franz-go passes through here
-// once but a SendAsyncErr success when every hook is an AckHook (deliver
-// tells those hooks itself); the caller then releases
-// it, after any callback.
+// once but a success without a Result callback (SendAsyncErr, or a nil
+// SendAsync callback) when every hook is an AckHook: deliver tells those
+// hooks itself. The caller then releases the record, after any callback.
 func (p *Producer) complete(res *Result, pd *pending, err error) {
 	var latency time.Duration
 	if err == nil {

@@ -697,8 +697,8 @@ func (h *ackHook) OnRecordAcked(a kafkaproducer.Ack) {
 // TestAckHook: an AckHook hears of every success through OnRecordAcked,
 // with the values its Result carries and the position the record was
 // written at, and of every failure and refusal through OnRecordDone,
-// whichever way the record was sent, alone (a SendAsyncErr success then
-// builds no Result) or beside a plain Hook (which still sees every
+// whichever way the record was sent, alone (a success without a Result
+// callback then builds no Result) or beside a plain Hook (which still sees every
 // Result).
 func TestAckHook(t *testing.T) {
 	for _, withPlain := range []bool{false, true} {
@@ -735,6 +735,9 @@ func TestAckHook(t *testing.T) {
 					t.Fatal(err)
 				}
 				if err := p.TrySend(ctx, next(), keep); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.SendAsync(ctx, next(), nil); err != nil {
 					t.Fatal(err)
 				}
 			}

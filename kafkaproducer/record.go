@@ -112,7 +112,8 @@ type Hook interface {
 // optional hook interfaces are: for a record the brokers acknowledged,
 // the Producer calls OnRecordAcked instead of OnRecordDone. Failures and
 // refusals still reach OnRecordDone. When every hook is an AckHook, a
-// SendAsyncErr success builds no Result at all (the metrics package's
+// success that no callback takes a Result of (SendAsyncErr, SendAsync
+// with a nil callback) builds no Result at all (the metrics package's
 // hook is one: a success needs only its topic and latency). OnRecordAcked
 // runs where OnRecordDone would, under the same rules.
 type AckHook interface {
