@@ -27,7 +27,8 @@ type pending struct {
 
 	// recv receives the outcome: a resultFunc (SendAsync, TrySend), an
 	// errFunc (SendAsyncErr), a typed send's typedPending, a SendBatch
-	// record's resultSlot, or nil (Send reads the Result itself).
+	// record's resultSlot, or nil (Send reads the Result itself, and a
+	// nil callback takes none).
 	recv  receiver
 	start int64 // when the record was sent: monotonic ns since the producer's epoch
 	// size is what the record holds in the buffer: its userSize when

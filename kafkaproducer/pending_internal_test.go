@@ -189,3 +189,44 @@ func TestGateNoLostWakeUp(t *testing.T) {
 		}
 	}
 }
+
+type plainHook struct{}
+
+func (plainHook) OnRecordDone(Result) {}
+
+type ackOnlyHook struct{ plainHook }
+
+func (ackOnlyHook) OnRecordAcked(AckedRecord) {}
+
+// TestAllAck: the promise skips building a success's Result only when
+// every hook is an AckHook, and the hooks it calls are the Producer's own
+// copy, not the caller's Config.Hooks.
+func TestAllAck(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		hooks []Hook
+		want  bool
+	}{
+		{"none", nil, true},
+		{"ack hooks", []Hook{ackOnlyHook{}, ackOnlyHook{}}, true},
+		{"a plain hook among them", []Hook{ackOnlyHook{}, plainHook{}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Brokers: []string{"127.0.0.1:1"}, Hooks: tt.hooks}
+			p, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			if p.allAck != tt.want || len(p.ackHooks) != len(tt.hooks) {
+				t.Fatalf("allAck %v with %d ack hooks, want %v with %d", p.allAck, len(p.ackHooks), tt.want, len(tt.hooks))
+			}
+			if len(tt.hooks) > 0 {
+				cfg.Hooks[0] = plainHook{}
+				if _, ok := p.hooks[0].(AckHook); !ok {
+					t.Fatal("the producer's hooks share the caller's slice")
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,7 +72,7 @@ func New(cfg Config) (*Producer, error) {
 	p := &Producer{
 		cfg:    cfg,
 		log:    log,
-		hooks:  cfg.Hooks,
+		hooks:  slices.Clone(cfg.Hooks), // ackHooks matches it, whatever the caller does with cfg
 		manual: cfg.Partitioner == PartitionerManual,
 		clock:  systemClock{},
 		gate:   newGate(maxRecords, int64(cfg.MaxBufferedBytes)),
@@ -192,7 +193,7 @@ func (p *Producer) SendAsync(ctx context.Context, rec Record, cb func(Result)) e
 // outcome: cb receives nil once the record is acknowledged, or its error
 // (a *SendError, as Result.Err would be). On a producer whose hooks are
 // all AckHooks (metrics.Instrument's is) or that has none, no Result is
-// built for a success (nor for a SendAsync with a nil cb): use it where
+// built for a success (nor for any send with a nil callback): use it where
 // records go out in bulk and only failures matter, as librdkafka's
 // delivery.report.only.error does. Hooks still see every record.
 // Everything else is as SendAsync.
@@ -389,7 +390,7 @@ func sendError(topic string, partition int32, key []byte, err error) error {
 func (p *Producer) runHooks(res *Result) {
 	for i, h := range p.hooks {
 		if a := p.ackHooks[i]; a != nil && res.Err == nil {
-			a.OnRecordAcked(Ack{Topic: res.Record.Topic, Partition: res.Partition, Offset: res.Offset, Latency: res.Latency})
+			a.OnRecordAcked(AckedRecord{Topic: res.Record.Topic, Partition: res.Partition, Offset: res.Offset, Latency: res.Latency})
 		} else {
 			h.OnRecordDone(*res)
 		}
@@ -412,7 +413,7 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 		// Nobody reads a Result: build none.
 		if len(p.ackHooks) > 0 {
 			r := &pd.kr
-			ack := Ack{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Latency: p.acks.latency(pd.start)}
+			ack := AckedRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Latency: p.acks.latency(pd.start)}
 			for _, h := range p.ackHooks {
 				h.OnRecordAcked(ack)
 			}
@@ -442,8 +443,8 @@ func (p *Producer) deliver(r *kgo.Record, err error) {
 // complete turns a finished record into its Result, in res: the error
 // classified and wrapped, the record kept for Close's report if closing,
 // the hooks run. Every record kprod hands to franz-go passes through here
-// once but a success without a Result callback (SendAsyncErr, or a nil
-// SendAsync callback) when every hook is an AckHook: deliver tells those
+// once but a success without a Result callback (SendAsyncErr, or a send
+// with a nil callback) when every hook is an AckHook: deliver tells those
 // hooks itself. The caller then releases the record, after any callback.
 func (p *Producer) complete(res *Result, pd *pending, err error) {
 	var latency time.Duration

@@ -678,7 +678,7 @@ func allocsPerSend(t *testing.T, wg *sync.WaitGroup, send func() error) float64 
 // ackHook keeps what an AckHook is told.
 type ackHook struct {
 	mu   sync.Mutex
-	acks []kafkaproducer.Ack
+	acks []kafkaproducer.AckedRecord
 	done []kafkaproducer.Result
 }
 
@@ -688,7 +688,7 @@ func (h *ackHook) OnRecordDone(r kafkaproducer.Result) {
 	h.done = append(h.done, r)
 }
 
-func (h *ackHook) OnRecordAcked(a kafkaproducer.Ack) {
+func (h *ackHook) OnRecordAcked(a kafkaproducer.AckedRecord) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.acks = append(h.acks, a)
@@ -721,6 +721,7 @@ func TestAckHook(t *testing.T) {
 				results = append(results, r)
 			}
 			var errs atomic.Int64
+			began := time.Now()
 			n := 0
 			next := func() kafkaproducer.Record { n++; return rec("orders", n) }
 			for range 20 {
@@ -738,6 +739,9 @@ func TestAckHook(t *testing.T) {
 					t.Fatal(err)
 				}
 				if err := p.SendAsync(ctx, next(), nil); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.SendAsyncErr(ctx, next(), nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -769,6 +773,7 @@ func TestAckHook(t *testing.T) {
 			if errs.Load() != 0 {
 				t.Fatalf("%d SendAsyncErr records failed", errs.Load())
 			}
+			took := time.Since(began)
 
 			written := map[[2]int64]bool{}
 			for _, r := range testkit.ConsumeAll(t, c.ListenAddrs(), "orders", 20*time.Second) {
@@ -777,10 +782,10 @@ func TestAckHook(t *testing.T) {
 			if len(written) != n {
 				t.Fatalf("read %d records, want %d", len(written), n)
 			}
-			acked := map[[2]int64]kafkaproducer.Ack{}
+			acked := map[[2]int64]kafkaproducer.AckedRecord{}
 			for _, a := range ah.acks {
 				at := [2]int64{int64(a.Partition), a.Offset}
-				if a.Topic != "orders" || a.Latency <= 0 || !written[at] || acked[at] != (kafkaproducer.Ack{}) {
+				if a.Topic != "orders" || a.Latency <= 0 || a.Latency > took || !written[at] || acked[at] != (kafkaproducer.AckedRecord{}) {
 					t.Fatalf("ack %+v: not one of the records written, once each", a)
 				}
 				acked[at] = a

@@ -98,7 +98,8 @@ func (rs Results) Err() error {
 }
 
 // Hook observes the outcome of every record a Producer handles, including
-// records refused before they reached franz-go. OnRecordDone runs before
+// records refused before they reached franz-go (an AckHook hears of
+// successes through OnRecordAcked instead). OnRecordDone runs before
 // the record's callback and before Send or SendBatch returns: on franz-go's
 // promise goroutine for SendAsync and TrySend, on the caller's goroutine
 // for Send, SendBatch and refusals. It may therefore run concurrently
@@ -112,18 +113,20 @@ type Hook interface {
 // optional hook interfaces are: for a record the brokers acknowledged,
 // the Producer calls OnRecordAcked instead of OnRecordDone. Failures and
 // refusals still reach OnRecordDone. When every hook is an AckHook, a
-// success that no callback takes a Result of (SendAsyncErr, SendAsync
+// success that no callback takes a Result of (SendAsyncErr, or a send
 // with a nil callback) builds no Result at all (the metrics package's
 // hook is one: a success needs only its topic and latency). OnRecordAcked
-// runs where OnRecordDone would, under the same rules.
+// runs where OnRecordDone would, under the same rules. A type that embeds
+// an AckHook (*metrics.Metrics, say) to override OnRecordDone inherits
+// OnRecordAcked too: its OnRecordDone then no longer sees successes.
 type AckHook interface {
 	Hook
-	OnRecordAcked(Ack)
+	OnRecordAcked(AckedRecord)
 }
 
-// Ack is a record the brokers acknowledged, as an AckHook sees it: the
-// same values as its Result's.
-type Ack struct {
+// AckedRecord is a record the brokers acknowledged, as an AckHook sees
+// it: the same values as its Result's.
+type AckedRecord struct {
 	Topic     string
 	Partition int32
 	Offset    int64

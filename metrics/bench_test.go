@@ -161,7 +161,7 @@ func BenchmarkOnRecordAcked(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ack := kafkaproducer.Ack{Topic: "orders", Latency: 3 * time.Millisecond}
+	ack := kafkaproducer.AckedRecord{Topic: "orders", Latency: 3 * time.Millisecond}
 	b.ReportAllocs()
 	for b.Loop() {
 		m.OnRecordAcked(ack)

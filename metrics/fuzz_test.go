@@ -27,7 +27,7 @@ func FuzzTopicLabel(f *testing.F) {
 		}
 		m.OnRecordDone(kafkaproducer.Result{Record: kafkaproducer.Record{Topic: topic}})
 		m.OnRecordDone(kafkaproducer.Result{Record: kafkaproducer.Record{Topic: topic}, Err: errors.New("boom")})
-		m.OnRecordAcked(kafkaproducer.Ack{Topic: topic})
+		m.OnRecordAcked(kafkaproducer.AckedRecord{Topic: topic})
 		m.OnDeadLettered(topic)
 		m.OnSpooled(topic)
 		m.OnReplayed(topic)

@@ -131,8 +131,8 @@ func WithKpromOpts(opts ...kprom.Opt) Option {
 
 // Metrics records a producer's metrics into a prometheus.Registerer.
 // Its public surface is New, Instrument (which wires it as a
-// kafkaproducer.Hook, OnRecordDone, and its franz-go hooks into a
-// Config), the observer methods package txn and package dlq call
+// kafkaproducer.AckHook, OnRecordDone and OnRecordAcked, and its franz-go
+// hooks into a Config), the observer methods package txn and package dlq call
 // (OnTxnAttempt, so m is a txn.Observer; OnDeadLettered, OnSpooled,
 // OnReplayed, OnAmbiguous, OnSetAside, OnBreakerState and OnSpoolSize, so
 // m is a dlq.Observer), SetHealthy, and Unregister. This package imports
@@ -391,7 +391,7 @@ func (m *Metrics) OnRecordDone(r kafkaproducer.Result) {
 // OnRecordAcked implements kafkaproducer.AckHook: it counts an
 // acknowledged record as sent and observes its latency, as OnRecordDone
 // does for a success, without the Producer building a Result for it.
-func (m *Metrics) OnRecordAcked(a kafkaproducer.Ack) {
+func (m *Metrics) OnRecordAcked(a kafkaproducer.AckedRecord) {
 	m.sent.observe(m.topic(a.Topic).lat, a.Latency)
 }
 

@@ -215,8 +215,11 @@ func sleep(ctx context.Context, d time.Duration) {
 // lease), or the error that stopped it.
 func (r *Relay) lead(ctx context.Context, epoch int64, log *zap.Logger) error {
 	leadCtx, stop := context.WithCancel(ctx)
-	defer stop()
 	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
 	var lost atomic.Bool
 	wg.Go(func() { r.keepLease(leadCtx, epoch, stop, &lost, log) })
 	if r.cfg.StatsInterval > 0 {
@@ -224,7 +227,6 @@ func (r *Relay) lead(ctx context.Context, epoch int64, log *zap.Logger) error {
 		// its renewal.
 		wg.Go(func() { r.reportBacklog(leadCtx) })
 	}
-	defer wg.Wait()
 	// Database calls outlive ctx: acknowledged rows must still be deleted
 	// and the lease released. Each is bounded instead.
 	dbCtx := context.WithoutCancel(ctx)

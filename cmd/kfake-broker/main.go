@@ -210,11 +210,14 @@ func parseListeners(listen, advertise string, n int) (*listeners, error) {
 // first of n consecutive ports that must all be valid.
 func hostPort(a string, n int) (string, int, error) {
 	h, p, err := net.SplitHostPort(a)
-	if err != nil || h == "" {
+	if err != nil || h == "" || p == "" {
 		return "", 0, fmt.Errorf("-advertise %q: want host:port", a)
 	}
 	port, err := strconv.Atoi(p)
-	if err != nil || port <= 0 || port+n-1 > 65535 {
+	switch {
+	case n == 1 && (err != nil || port <= 0 || port > 65535):
+		return "", 0, fmt.Errorf("-advertise %q: port must be 1..65535", a)
+	case err != nil || port <= 0 || port+n-1 > 65535:
 		return "", 0, fmt.Errorf("-advertise %q: port must be 1..%d for %d broker(s)", a, 65535-n+1, n)
 	}
 	return h, port, nil
