@@ -214,10 +214,7 @@ func hostPort(a string, n int) (string, int, error) {
 		return "", 0, fmt.Errorf("-advertise %q: want host:port", a)
 	}
 	port, err := strconv.Atoi(p)
-	switch {
-	case n == 1 && (err != nil || port <= 0 || port > 65535):
-		return "", 0, fmt.Errorf("-advertise %q: port must be 1..65535", a)
-	case err != nil || port <= 0 || port+n-1 > 65535:
+	if err != nil || port <= 0 || port+n-1 > 65535 {
 		return "", 0, fmt.Errorf("-advertise %q: port must be 1..%d for %d broker(s)", a, 65535-n+1, n)
 	}
 	return h, port, nil
