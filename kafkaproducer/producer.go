@@ -271,9 +271,9 @@ func notSent(ctx context.Context) error {
 	return fmt.Errorf("record not sent: %w", context.Cause(ctx))
 }
 
-// fill builds pd's franz-go record from rec (pd.size is already set). pd is new (zeroed); it
-// becomes the record's context, and the context it is produced with (see
-// pending).
+// fill builds pd's franz-go record from rec (pd.size is already set).
+// pd is new (zeroed); it becomes the record's context, and the context it
+// is produced with (see pending).
 func (p *Producer) fill(pd *pending, ctx context.Context, rec *Record) {
 	pd.parent = ctx
 	now := p.clock.Now()
